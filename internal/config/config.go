@@ -1,0 +1,456 @@
+// Package config turns one YAML file plus CAMPUSID_* environment variables
+// into typed settings. Unknown keys are rejected; Validate lists every
+// problem at once. Packages receive values from here, never the Config.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/mail"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Duration is a time.Duration written as a string ("90s", "8h") in YAML.
+type Duration time.Duration
+
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := parseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// parseDuration accepts Go durations plus a "d" suffix for days ("30d").
+func parseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q (use e.g. 90s, 15m, 8h, 30d)", s)
+	}
+	return v, nil
+}
+
+// Config is the whole configuration. The yaml tags are the key names of the
+// file and, upper-cased and joined with "_", of the environment variables.
+type Config struct {
+	Listen          string   `yaml:"listen" doc:"address the HTTP server listens on"`
+	PublicURL       string   `yaml:"public_url" doc:"external base URL people and applications use"`
+	DataDir         string   `yaml:"data_dir" doc:"directory for the SQLite database and keys"`
+	DefaultLanguage string   `yaml:"default_language" doc:"fr or en; used when the browser asks for neither"`
+	TrustedProxies  []string `yaml:"trusted_proxies" doc:"CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed"`
+	Database        Database `yaml:"database"`
+	Log             Log      `yaml:"log"`
+	Support         Support  `yaml:"support"`
+	Password        Password `yaml:"password"`
+	Session         Session  `yaml:"session"`
+	Login           Login    `yaml:"login"`
+	Mail            Mail     `yaml:"mail"`
+}
+
+type Database struct {
+	URL          string `yaml:"url" doc:"sqlite:PATH or postgres://..."`
+	MaxOpenConns int    `yaml:"max_open_conns" doc:"connection pool size"`
+}
+
+type Log struct {
+	Level  string `yaml:"level" doc:"debug, info, warn or error"`
+	Format string `yaml:"format" doc:"text or json"`
+}
+
+type Support struct {
+	Email string `yaml:"email" doc:"support address shown to people who need help"`
+	URL   string `yaml:"url" doc:"support web page shown to people who need help"`
+}
+
+type Password struct {
+	Preset    string `yaml:"preset" doc:"seed or nist"`
+	MinLength int    `yaml:"min_length" doc:"0 = the preset's minimum"`
+	MaxLength int    `yaml:"max_length" doc:"0 = the preset's maximum"`
+	Hash      Hash   `yaml:"hash"`
+}
+
+type Hash struct {
+	MemoryKiB     uint32   `yaml:"memory_kib" doc:"argon2id memory in KiB"`
+	Iterations    uint32   `yaml:"iterations" doc:"argon2id passes"`
+	Parallelism   uint8    `yaml:"parallelism" doc:"argon2id lanes"`
+	MaxConcurrent int      `yaml:"max_concurrent" doc:"hashes computed at once; 0 = number of CPUs"`
+	MaxWait       Duration `yaml:"max_wait" doc:"how long a request waits for a hashing slot before a 503"`
+}
+
+type Session struct {
+	IdleTimeout     Duration `yaml:"idle_timeout" doc:"a session without remember-me ends after this long unused"`
+	AbsoluteTimeout Duration `yaml:"absolute_timeout" doc:"a session without remember-me ends after this long in any case"`
+	RememberFor     Duration `yaml:"remember_for" doc:"lifetime of a remember-me session"`
+}
+
+type Login struct {
+	RevealUnknownAccounts bool     `yaml:"reveal_unknown_accounts" doc:"say 'no account with this address' at sign-in; false asks for a password anyway"`
+	FlowLifetime          Duration `yaml:"flow_lifetime" doc:"how long a sign-in page stays valid"`
+	AccountFreeFailures   int      `yaml:"account_free_failures" doc:"failed passwords per account before delays start"`
+	AccountMaxDelay       Duration `yaml:"account_max_delay" doc:"longest wait imposed on an account between tries"`
+	ClientFreeFailures    int      `yaml:"client_free_failures" doc:"failed passwords per client address before delays start"`
+	ClientMaxDelay        Duration `yaml:"client_max_delay" doc:"longest wait imposed on a client address between tries"`
+	FailureWindow         Duration `yaml:"failure_window" doc:"failures older than this are forgotten"`
+	MinFailureTime        Duration `yaml:"min_failure_time" doc:"a failed sign-in answers no faster than this (timing equality)"`
+}
+
+type Mail struct {
+	Driver     string   `yaml:"driver" doc:"dev (development mailbox at /dev/mail) or smtp; default: smtp when mail.smtp.host is set, else dev"`
+	From       string   `yaml:"from" doc:"sender address"`
+	MaxAge     Duration `yaml:"max_age" doc:"give up on a message still undelivered after this long"`
+	RetryBase  Duration `yaml:"retry_base" doc:"first retry delay; doubles each attempt"`
+	RetryMax   Duration `yaml:"retry_max" doc:"longest delay between two attempts"`
+	PollPeriod Duration `yaml:"poll_period" doc:"how often the worker looks for due messages"`
+	SMTP       SMTP     `yaml:"smtp"`
+}
+
+type SMTP struct {
+	Host         string `yaml:"host" doc:"SMTP relay host"`
+	Port         int    `yaml:"port" doc:"587 for starttls, 465 for tls"`
+	Security     string `yaml:"security" doc:"starttls, tls or none"`
+	Username     string `yaml:"username" doc:"AUTH user; empty = no authentication"`
+	Password     string `yaml:"password" doc:"AUTH password (prefer password_file or the environment)"`
+	PasswordFile string `yaml:"password_file" doc:"file holding the AUTH password"`
+	HeloName     string `yaml:"helo_name" doc:"name sent in EHLO"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Listen:          "localhost:8080",
+		PublicURL:       "http://localhost:8080",
+		DataDir:         "./campusid-data",
+		DefaultLanguage: "fr",
+		Database:        Database{MaxOpenConns: 10},
+		Log:             Log{Level: "info", Format: "text"},
+		Password: Password{
+			Preset: "seed",
+			Hash: Hash{MemoryKiB: 19456, Iterations: 2, Parallelism: 1,
+				MaxWait: Duration(3 * time.Second)},
+		},
+		Session: Session{
+			IdleTimeout:     Duration(8 * time.Hour),
+			AbsoluteTimeout: Duration(24 * time.Hour),
+			RememberFor:     Duration(30 * 24 * time.Hour),
+		},
+		Login: Login{
+			RevealUnknownAccounts: true,
+			FlowLifetime:          Duration(30 * time.Minute),
+			AccountFreeFailures:   5,
+			AccountMaxDelay:       Duration(30 * time.Second),
+			ClientFreeFailures:    20,
+			ClientMaxDelay:        Duration(5 * time.Minute),
+			FailureWindow:         Duration(15 * time.Minute),
+			MinFailureTime:        Duration(300 * time.Millisecond),
+		},
+		Mail: Mail{
+			From:       "campusid <noreply@localhost>",
+			MaxAge:     Duration(48 * time.Hour),
+			RetryBase:  Duration(30 * time.Second),
+			RetryMax:   Duration(30 * time.Minute),
+			PollPeriod: Duration(2 * time.Second),
+			SMTP:       SMTP{Port: 587, Security: "starttls", HeloName: "localhost"},
+		},
+	}
+}
+
+// Load reads the file at path (none when path is ""), then applies the
+// environment. It does not validate: call Validate.
+func Load(path string, environ []string) (Config, error) {
+	c := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: empty file
+			return c, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&c, environ); err != nil {
+		return c, err
+	}
+	c.fillDerived()
+	return c, nil
+}
+
+func (c *Config) fillDerived() {
+	if c.Database.URL == "" {
+		c.Database.URL = "sqlite:" + filepath.Join(c.DataDir, "campusid.db")
+	}
+	if c.Mail.Driver == "" {
+		if c.Mail.SMTP.Host != "" {
+			c.Mail.Driver = "smtp"
+		} else {
+			c.Mail.Driver = "dev"
+		}
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+}
+
+// SMTPPassword returns the password from password_file when set.
+func (s SMTP) SMTPPassword() (string, error) {
+	if s.PasswordFile == "" {
+		return s.Password, nil
+	}
+	b, err := os.ReadFile(s.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("config: mail.smtp.password_file: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// EnvName is the environment variable that overrides a key path.
+func EnvName(path string) string {
+	return "CAMPUSID_" + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
+}
+
+// Keys lists every key with its default value and documentation, in order.
+type Key struct {
+	Path, Doc string
+	Default   string
+}
+
+func Keys() []Key {
+	var keys []Key
+	d := Default()
+	walk(reflect.ValueOf(&d).Elem(), "", func(path string, v reflect.Value, f reflect.StructField) {
+		keys = append(keys, Key{Path: path, Doc: f.Tag.Get("doc"), Default: formatValue(v)})
+	})
+	return keys
+}
+
+func walk(v reflect.Value, prefix string, fn func(path string, v reflect.Value, f reflect.StructField)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("yaml")
+		path := name
+		if prefix != "" {
+			path = prefix + "." + name
+		}
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct && f.Type != reflect.TypeOf(Duration(0)) {
+			walk(fv, path, fn)
+			continue
+		}
+		fn(path, fv, f)
+	}
+}
+
+func formatValue(v reflect.Value) string {
+	switch x := v.Interface().(type) {
+	case Duration:
+		return x.D().String()
+	case []string:
+		return strings.Join(x, ",")
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+func applyEnv(c *Config, environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "CAMPUSID_") {
+			env[k] = v
+		}
+	}
+	var errs []error
+	walk(reflect.ValueOf(c).Elem(), "", func(path string, v reflect.Value, _ reflect.StructField) {
+		name := EnvName(path)
+		s, ok := env[name]
+		if !ok {
+			return
+		}
+		if err := setValue(v, s); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func setValue(v reflect.Value, s string) error {
+	switch v.Addr().Interface().(type) {
+	case *Duration:
+		d, err := parseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+		return nil
+	case *[]string:
+		var list []string
+		for p := range strings.SplitSeq(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				list = append(list, p)
+			}
+		}
+		v.Set(reflect.ValueOf(list))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", s)
+		}
+		v.SetBool(b)
+	case reflect.Int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("want a whole number, got %q", s)
+		}
+		v.SetInt(int64(n))
+	case reflect.Uint8, reflect.Uint32:
+		n, err := strconv.ParseUint(s, 10, v.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("want a positive whole number, got %q", s)
+		}
+		v.SetUint(n)
+	default:
+		return fmt.Errorf("unsupported type %s", v.Type())
+	}
+	return nil
+}
+
+// Validate returns every problem found, joined; nil when the configuration is usable.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "want host:port, got %q", c.Listen)
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("public_url", "want an absolute http:// or https:// URL, got %q", c.PublicURL)
+	} else if u.RawQuery != "" || u.Fragment != "" {
+		bad("public_url", "must not have a query or fragment")
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if c.DefaultLanguage != "fr" && c.DefaultLanguage != "en" {
+		bad("default_language", "want fr or en, got %q", c.DefaultLanguage)
+	}
+	for _, p := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil {
+			if net.ParseIP(p) == nil {
+				bad("trusted_proxies", "%q is neither an IP address nor a CIDR", p)
+			}
+		}
+	}
+	if !strings.HasPrefix(c.Database.URL, "sqlite:") && !strings.HasPrefix(c.Database.URL, "postgres://") && !strings.HasPrefix(c.Database.URL, "postgresql://") {
+		bad("database.url", "want sqlite:PATH or postgres://..., got %q", redactURL(c.Database.URL))
+	}
+	if c.Database.MaxOpenConns < 1 {
+		bad("database.max_open_conns", "must be at least 1")
+	}
+	if c.Log.Level != "debug" && c.Log.Level != "info" && c.Log.Level != "warn" && c.Log.Level != "error" {
+		bad("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "want text or json, got %q", c.Log.Format)
+	}
+	if c.Support.Email != "" {
+		if _, err := mail.ParseAddress(c.Support.Email); err != nil {
+			bad("support.email", "not an email address: %q", c.Support.Email)
+		}
+	}
+	if c.Password.Preset != "seed" && c.Password.Preset != "nist" {
+		bad("password.preset", "want seed or nist, got %q", c.Password.Preset)
+	}
+	if c.Password.MinLength < 0 || c.Password.MaxLength < 0 || (c.Password.MaxLength > 0 && c.Password.MinLength > c.Password.MaxLength) {
+		bad("password.min_length", "lengths must be positive and min_length <= max_length")
+	}
+	h := c.Password.Hash
+	if h.Iterations < 1 || h.Parallelism < 1 || h.MemoryKiB < 8*uint32(max(h.Parallelism, 1)) {
+		bad("password.hash", "argon2id needs iterations >= 1, parallelism >= 1 and memory_kib >= 8*parallelism")
+	}
+	if h.MaxConcurrent < 0 {
+		bad("password.hash.max_concurrent", "must not be negative")
+	}
+	positive := map[string]Duration{
+		"password.hash.max_wait": h.MaxWait, "session.idle_timeout": c.Session.IdleTimeout,
+		"session.absolute_timeout": c.Session.AbsoluteTimeout, "session.remember_for": c.Session.RememberFor,
+		"login.flow_lifetime": c.Login.FlowLifetime, "login.failure_window": c.Login.FailureWindow,
+		"login.account_max_delay": c.Login.AccountMaxDelay, "login.client_max_delay": c.Login.ClientMaxDelay,
+		"mail.max_age": c.Mail.MaxAge, "mail.retry_base": c.Mail.RetryBase, "mail.retry_max": c.Mail.RetryMax,
+		"mail.poll_period": c.Mail.PollPeriod,
+	}
+	for _, k := range slices.Sorted(maps.Keys(positive)) {
+		if positive[k] <= 0 {
+			bad(k, "must be a positive duration")
+		}
+	}
+	if c.Login.AccountFreeFailures < 1 || c.Login.ClientFreeFailures < 1 {
+		bad("login.account_free_failures", "free failure counts must be at least 1")
+	}
+	if _, err := mail.ParseAddress(c.Mail.From); err != nil {
+		bad("mail.from", "not an email address: %q", c.Mail.From)
+	}
+	switch c.Mail.Driver {
+	case "dev":
+	case "smtp":
+		if c.Mail.SMTP.Host == "" {
+			bad("mail.smtp.host", "required when mail.driver is smtp")
+		}
+		if c.Mail.SMTP.Port < 1 || c.Mail.SMTP.Port > 65535 {
+			bad("mail.smtp.port", "want 1-65535, got %d", c.Mail.SMTP.Port)
+		}
+		if s := c.Mail.SMTP.Security; s != "starttls" && s != "tls" && s != "none" {
+			bad("mail.smtp.security", "want starttls, tls or none, got %q", s)
+		}
+		if c.Mail.SMTP.Password != "" && c.Mail.SMTP.PasswordFile != "" {
+			bad("mail.smtp.password_file", "set password or password_file, not both")
+		}
+		if _, err := c.Mail.SMTP.SMTPPassword(); err != nil {
+			bad("mail.smtp.password_file", "%v", errors.Unwrap(err))
+		}
+	default:
+		bad("mail.driver", "want dev or smtp, got %q", c.Mail.Driver)
+	}
+	return errors.Join(errs...)
+}
+
+// Secure reports whether the public URL is HTTPS (cookies get Secure and __Host-).
+func (c Config) Secure() bool { return strings.HasPrefix(c.PublicURL, "https://") }
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}

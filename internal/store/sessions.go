@@ -1,0 +1,113 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Session is a single sign-on session; the browser holds a random token
+// whose SHA-256 is TokenHash.
+type Session struct {
+	ID          string
+	TokenHash   string
+	AccountID   string
+	Remember    bool
+	AuthTime    time.Time
+	AuthMethods string // space-separated: "pwd", later "otp", "link"...
+	UserAgent   string
+	IP          string
+	CreatedAt   time.Time
+	LastSeenAt  time.Time
+	ExpiresAt   time.Time // absolute end
+	RevokedAt   *time.Time
+}
+
+const sessionCols = `id, token_hash, account_id, remember, auth_time, auth_methods, user_agent, ip,
+	created_at, last_seen_at, expires_at, revoked_at`
+
+func scanSession(row interface{ Scan(...any) error }) (Session, error) {
+	var (
+		s                            Session
+		remember                     int
+		auth, created, seen, expires int64
+		revoked                      sql.NullInt64
+	)
+	err := row.Scan(&s.ID, &s.TokenHash, &s.AccountID, &remember, &auth, &s.AuthMethods, &s.UserAgent, &s.IP,
+		&created, &seen, &expires, &revoked)
+	s.Remember = remember == 1
+	s.AuthTime, s.CreatedAt, s.LastSeenAt, s.ExpiresAt = fromMS(auth), fromMS(created), fromMS(seen), fromMS(expires)
+	s.RevokedAt = fromNull(revoked)
+	return s, err
+}
+
+// CreateSession inserts a session.
+func (db *DB) CreateSession(ctx context.Context, s *Session) error {
+	if s.ID == "" {
+		s.ID = NewID()
+	}
+	_, err := db.exec(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+		s.ID, s.TokenHash, s.AccountID, boolInt(s.Remember), ms(s.AuthTime), s.AuthMethods, s.UserAgent, s.IP,
+		ms(s.CreatedAt), ms(s.LastSeenAt), ms(s.ExpiresAt), msPtr(s.RevokedAt))
+	if err != nil {
+		return fmt.Errorf("store: create session: %w", err)
+	}
+	return nil
+}
+
+// SessionByTokenHash returns the session, revoked or expired ones included:
+// the caller decides.
+func (db *DB) SessionByTokenHash(ctx context.Context, hash string) (Session, error) {
+	s, err := scanSession(db.queryRow(ctx, `SELECT `+sessionCols+` FROM sessions WHERE token_hash = ?`, hash))
+	return s, db.mapErr(err)
+}
+
+// TouchSession records activity.
+func (db *DB) TouchSession(ctx context.Context, id string, seen time.Time, ip string) error {
+	_, err := db.exec(ctx, `UPDATE sessions SET last_seen_at = ?, ip = ? WHERE id = ? AND revoked_at IS NULL`, ms(seen), ip, id)
+	return err
+}
+
+// ListSessions returns the account's live sessions, most recent first.
+func (db *DB) ListSessions(ctx context.Context, accountID string, now time.Time) ([]Session, error) {
+	rows, err := db.query(ctx, `SELECT `+sessionCols+` FROM sessions
+		WHERE account_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY last_seen_at DESC`, accountID, ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("store: list sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []Session
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// RevokeSession ends one session of the account.
+func (db *DB) RevokeSession(ctx context.Context, accountID, id string, now time.Time) error {
+	return db.execOne(ctx, `UPDATE sessions SET revoked_at = ? WHERE id = ? AND account_id = ? AND revoked_at IS NULL`, ms(now), id, accountID)
+}
+
+// RevokeOtherSessions ends every live session of the account but exceptID
+// ("" ends them all) and returns how many it ended.
+func (db *DB) RevokeOtherSessions(ctx context.Context, accountID, exceptID string, now time.Time) (int64, error) {
+	res, err := db.exec(ctx, `UPDATE sessions SET revoked_at = ? WHERE account_id = ? AND id <> ? AND revoked_at IS NULL`, ms(now), accountID, exceptID)
+	if err != nil {
+		return 0, fmt.Errorf("store: revoke sessions: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// DeleteExpiredSessions removes sessions ended before cutoff.
+func (db *DB) DeleteExpiredSessions(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := db.exec(ctx, `DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ?`, ms(cutoff), ms(cutoff))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
