@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"campusid/internal/config"
+)
+
+func runConfig(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "config", "config check [--config FILE] | config keys",
+		`check: validate the configuration (file + environment) and list every problem at once.
+keys:  print every key with its environment variable, default and meaning (Markdown).`)
+	path := fs.String("config", "", "configuration file (YAML)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usageError{"too many arguments"}
+	}
+	switch strings.Join(pos, "") {
+	case "check":
+		cfg, err := loadConfig(e, *path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "configuration OK\n  listen:     %s\n  public_url: %s\n  database:   %s\n  mail:       %s\n",
+			cfg.Listen, cfg.PublicURL, dbKind(cfg.Database.URL), cfg.Mail.Driver)
+		return nil
+	case "keys":
+		fmt.Fprintln(e.stdout, "| key | environment variable | default | meaning |")
+		fmt.Fprintln(e.stdout, "| --- | --- | --- | --- |")
+		for _, k := range config.Keys() {
+			def := k.Default
+			if def == "" {
+				def = "(empty)"
+			}
+			fmt.Fprintf(e.stdout, "| `%s` | `%s` | `%s` | %s |\n", k.Path, config.EnvName(k.Path), def, k.Doc)
+		}
+		return nil
+	case "":
+		return usageError{"missing subcommand: check or keys"}
+	default:
+		return usageError{fmt.Sprintf("unknown subcommand %q (want check or keys)", pos[0])}
+	}
+}
+
+func dbKind(url string) string {
+	if len(url) > 7 && url[:7] == "sqlite:" {
+		return "SQLite " + url[7:]
+	}
+	return "PostgreSQL"
+}

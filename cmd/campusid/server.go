@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"campusid/internal/account"
+	"campusid/internal/audit"
+	"campusid/internal/config"
+	"campusid/internal/login"
+	"campusid/internal/outbox"
+	"campusid/internal/portal"
+	"campusid/internal/session"
+	"campusid/internal/store"
+	"campusid/internal/throttle"
+	"campusid/internal/web"
+)
+
+// server is the whole object graph of one campusid node.
+type server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	db       *store.DB
+	accounts *account.Service
+	audit    *audit.Log
+	worker   *outbox.Worker
+	handler  http.Handler
+	registry *prometheus.Registry
+	now      func() time.Time
+}
+
+// openStore opens and migrates the database.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*store.DB, error) {
+	db, err := store.Open(ctx, cfg.Database.URL, cfg.Database.MaxOpenConns)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := db.Migrate(ctx, now())
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	for _, m := range applied {
+		log.Info("migration applied", "migration", m)
+	}
+	return db, nil
+}
+
+// newAccounts builds the account service (also used by the CLI).
+func newAccounts(cfg config.Config, db *store.DB, log *slog.Logger, now func() time.Time) (*account.Service, *audit.Log, error) {
+	policy, err := account.NewPolicy(cfg.Password.Preset, cfg.Password.MinLength, cfg.Password.MaxLength)
+	if err != nil {
+		return nil, nil, fmt.Errorf("password policy: %w", err)
+	}
+	p := account.DefaultHashParams()
+	p.Memory, p.Iterations, p.Parallelism = cfg.Password.Hash.MemoryKiB, cfg.Password.Hash.Iterations, cfg.Password.Hash.Parallelism
+	if err := account.ValidateHashParams(p); err != nil {
+		return nil, nil, fmt.Errorf("password.hash: %w", err)
+	}
+	hasher := account.NewHasher(p, cfg.Password.Hash.MaxConcurrent, cfg.Password.Hash.MaxWait.D())
+	al := &audit.Log{DB: db, Log: log, Now: now}
+	return &account.Service{DB: db, Hasher: hasher, Policy: policy, Audit: al, Now: now}, al, nil
+}
+
+// newServer builds a node over an open, migrated store.
+func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() time.Time) (*server, error) {
+	accounts, al, err := newAccounts(cfg, db, log, now)
+	if err != nil {
+		return nil, err
+	}
+	renderer, err := web.NewRenderer("")
+	if err != nil {
+		return nil, err
+	}
+	mailer, err := outbox.NewMailer(outbox.SiteInfo{Name: "campusid", PublicURL: cfg.PublicURL, SupportEmail: cfg.Support.Email}, now)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "campusid_password_hashes_in_flight", Help: "Password hashes being computed now."},
+			func() float64 { return float64(accounts.Hasher.InFlight()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "campusid_password_hashes_waiting", Help: "Requests waiting for a password hashing slot."},
+			func() float64 { return float64(accounts.Hasher.Waiting()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "campusid_outbox_backlog", Help: "Messages waiting for delivery."},
+			func() float64 {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				n, _ := db.MailBacklog(ctx)
+				return float64(n)
+			}),
+	)
+
+	sessions := &session.Manager{DB: db, Secure: cfg.Secure(), IdleTimeout: cfg.Session.IdleTimeout.D(),
+		AbsoluteTimeout: cfg.Session.AbsoluteTimeout.D(), RememberFor: cfg.Session.RememberFor.D(), Now: now}
+	app := &web.App{R: renderer, Log: log, DefaultLang: cfg.DefaultLanguage, Viewer: session.Viewer,
+		Support: web.Support{Email: cfg.Support.Email, URL: cfg.Support.URL}}
+	lc := cfg.Login
+	window := lc.FailureWindow.D()
+	wake := make(chan struct{}, 1)
+	worker := &outbox.Worker{DB: db, Log: log, Now: now, Poll: cfg.Mail.PollPeriod.D(), RetryBase: cfg.Mail.RetryBase.D(),
+		RetryMax: cfg.Mail.RetryMax.D(), MaxAge: cfg.Mail.MaxAge.D(), Wake: wake}
+
+	mux := http.NewServeMux()
+	(&login.Handler{
+		App: app, DB: db, Accounts: accounts, Sessions: sessions, Audit: al, RevealUnknown: lc.RevealUnknownAccounts,
+		FlowLifetime: lc.FlowLifetime.D(), MinFailureTime: lc.MinFailureTime.D(), Now: now,
+		PerAccount: throttle.Backoff{DB: db, Prefix: "login:acct:", Free: lc.AccountFreeFailures, Max: lc.AccountMaxDelay.D(), Window: window},
+		PerClient:  throttle.Backoff{DB: db, Prefix: "login:ip:", Free: lc.ClientFreeFailures, Max: lc.ClientMaxDelay.D(), Window: window},
+		SignIns:    login.NewSignInCounter(reg),
+	}).Register(mux)
+	(&portal.Handler{
+		App: app, DB: db, Accounts: accounts, Sessions: sessions, Audit: al, Mailer: mailer, PublicURL: cfg.PublicURL,
+		VerifyValidity: 24 * time.Hour, ResendEvery: time.Minute, Now: now,
+		PasswordTries: throttle.Backoff{DB: db, Prefix: "pwchange:", Free: lc.AccountFreeFailures, Max: lc.AccountMaxDelay.D(), Window: window},
+	}).Register(mux)
+	mux.Handle("GET /static/", web.Static())
+	mux.Handle("GET /lang/{lang}", web.LangSwitch(cfg.Secure()))
+	mux.Handle("GET /healthz", healthz(db))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /{$}", http.RedirectHandler("/account", http.StatusSeeOther))
+	mux.Handle("/", app.Handle(func(http.ResponseWriter, *http.Request) error { return web.NotFound() }))
+
+	switch cfg.Mail.Driver {
+	case "dev":
+		worker.Sender, worker.KeepBodies = outbox.DevSender{}, true
+		(&outbox.DevMailbox{App: app, DB: db}).Register(mux)
+	case "smtp":
+		pw, err := cfg.Mail.SMTP.SMTPPassword()
+		if err != nil {
+			return nil, err
+		}
+		sender, err := outbox.NewSMTPSender(outbox.SMTPConfig{Host: cfg.Mail.SMTP.Host, Port: cfg.Mail.SMTP.Port,
+			Security: cfg.Mail.SMTP.Security, Username: cfg.Mail.SMTP.Username, Password: pw, From: cfg.Mail.From,
+			HeloName: cfg.Mail.SMTP.HeloName})
+		if err != nil {
+			return nil, fmt.Errorf("mail: %w", err)
+		}
+		worker.Sender = sender
+	}
+
+	handler := app.Middleware(sessions.Middleware(wakeOnPost(mux, wake)), web.Options{
+		PublicURL: cfg.PublicURL, DefaultLang: cfg.DefaultLanguage, TrustedProxies: cfg.TrustedProxies, Metrics: web.NewMetrics(reg),
+	})
+	return &server{cfg: cfg, log: log, db: db, accounts: accounts, audit: al, worker: worker, handler: handler, registry: reg, now: now}, nil
+}
+
+// wakeOnPost nudges the mail worker after each form submission, so a
+// message queued by it leaves at once rather than at the next poll.
+func wakeOnPost(next http.Handler, wake chan struct{}) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r)
+		if r.Method == http.MethodPost {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	})
+}
+
+func healthz(db *store.DB) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := db.Ping(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "database unavailable")
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+}
+
+// cleanup removes expired rows once an hour.
+func (s *server) cleanup(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		cutoff := s.now().Add(-24 * time.Hour)
+		s.db.DeleteExpiredSessions(ctx, cutoff)
+		s.db.DeleteExpiredLoginFlows(ctx, cutoff)
+		s.db.DeleteStaleThrottles(ctx, cutoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,273 @@
+// Package account manages people: creation, addresses, passwords (hashing,
+// policy, strength) and state.
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+
+	"campusid/internal/audit"
+	"campusid/internal/store"
+)
+
+// Service is the account domain over the store.
+type Service struct {
+	DB     *store.DB
+	Hasher *Hasher
+	Policy Policy
+	Audit  *audit.Log
+	Now    func() time.Time
+}
+
+// InputError is bad input from a person or an operator, with a message key
+// for pages and a plain English text for the CLI and the API.
+type InputError struct {
+	Field string
+	Key   string // message key, e.g. "account.email_invalid"
+	Text  string
+}
+
+func (e *InputError) Error() string { return e.Field + ": " + e.Text }
+
+// PolicyError lists the password rules a password breaks.
+type PolicyError struct{ Violations []Violation }
+
+func (e *PolicyError) Error() string {
+	codes := make([]string, len(e.Violations))
+	for i, v := range e.Violations {
+		codes[i] = v.Code
+	}
+	return "password does not meet the policy: " + strings.Join(codes, ", ")
+}
+
+// NewAccount is what creating an account takes.
+type NewAccount struct {
+	Identifier     string // "" = derived from the first address
+	Emails         []string
+	DisplayName    string
+	GivenName      string
+	FamilyName     string
+	Establishment  string
+	TemporaryUntil *time.Time
+	Password       string // "" = provisioned, to be activated
+	Actor          string
+}
+
+var identRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// NormalizeEmail lower-cases and checks an address; it returns an InputError.
+func NormalizeEmail(s string) (string, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || !strings.Contains(s[strings.LastIndex(s, "@")+1:], ".") {
+		return "", &InputError{Field: "email", Key: "account.email_invalid", Text: fmt.Sprintf("%q is not an email address", s)}
+	}
+	return s, nil
+}
+
+// Create makes an account with its addresses (verified: they were given by
+// an authority), active when a password is given, provisioned otherwise.
+func (s *Service) Create(ctx context.Context, n NewAccount) (store.Account, error) {
+	now := s.Now()
+	if len(n.Emails) == 0 {
+		return store.Account{}, &InputError{Field: "email", Key: "account.email_required", Text: "at least one email address is required"}
+	}
+	var emails []store.Email
+	for i, e := range n.Emails {
+		addr, err := NormalizeEmail(e)
+		if err != nil {
+			return store.Account{}, err
+		}
+		emails = append(emails, store.Email{Address: addr, Primary: i == 0, VerifiedAt: &now, Kind: store.EmailInstitutional})
+	}
+	ident := strings.ToLower(strings.TrimSpace(n.Identifier))
+	derived := ident == ""
+	if derived {
+		ident = deriveIdentifier(emails[0].Address)
+	}
+	if !identRe.MatchString(ident) {
+		return store.Account{}, &InputError{Field: "id", Key: "account.identifier_invalid",
+			Text: fmt.Sprintf("identifier %q: use 1 to 64 lower-case letters, digits, '.', '_' or '-'", ident)}
+	}
+	a := store.Account{
+		Identifier: ident, DisplayName: strings.TrimSpace(n.DisplayName), GivenName: strings.TrimSpace(n.GivenName),
+		FamilyName: strings.TrimSpace(n.FamilyName), Establishment: strings.TrimSpace(n.Establishment),
+		State: store.StateProvisioned, Kind: store.KindRegular, CreatedAt: now, UpdatedAt: now,
+	}
+	if a.DisplayName == "" {
+		a.DisplayName = strings.TrimSpace(a.GivenName + " " + a.FamilyName)
+	}
+	if a.DisplayName == "" {
+		a.DisplayName = ident
+	}
+	if n.TemporaryUntil != nil {
+		if !n.TemporaryUntil.After(now) {
+			return store.Account{}, &InputError{Field: "temporary-until", Key: "account.end_past", Text: "the end date of a temporary account must be in the future"}
+		}
+		a.Kind, a.ExpiresAt = store.KindTemporary, n.TemporaryUntil
+	}
+	if n.Password != "" {
+		hash, err := s.checkAndHash(ctx, a, emails, n.Password)
+		if err != nil {
+			return store.Account{}, err
+		}
+		a.PasswordHash, a.PasswordChangedAt, a.State = hash, &now, store.StateActive
+	}
+	err := s.DB.InTx(ctx, func(tx *store.DB) error {
+		var err error
+		for i := 0; i < 100; i++ {
+			if i > 0 && derived {
+				a.Identifier = fmt.Sprintf("%s%d", ident, i+1)
+			}
+			a.ID = ""
+			err = tx.InTx(ctx, func(tx *store.DB) error { return tx.CreateAccount(ctx, &a, emails) })
+			if err == nil || !derived || !strings.Contains(err.Error(), "identifier") {
+				break
+			}
+		}
+		if err != nil {
+			return conflictError(err)
+		}
+		return s.Audit.Record(ctx, tx, store.AuditEvent{Type: "account.create", AccountID: a.ID, Actor: n.Actor,
+			Details: map[string]string{"identifier": a.Identifier, "state": a.State, "kind": a.Kind}})
+	})
+	return a, err
+}
+
+func conflictError(err error) error {
+	if !errors.Is(err, store.ErrConflict) {
+		return err
+	}
+	if strings.Contains(err.Error(), "identifier") {
+		return &InputError{Field: "id", Key: "account.identifier_taken", Text: "this identifier is already taken"}
+	}
+	return &InputError{Field: "email", Key: "account.email_taken", Text: "this email address already belongs to an account"}
+}
+
+// deriveIdentifier makes an identifier from an address's local part.
+func deriveIdentifier(addr string) string {
+	local := stripAccents(addr[:strings.LastIndex(addr, "@")])
+	var b strings.Builder
+	for _, r := range strings.ToLower(local) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			b.WriteRune(r)
+		}
+	}
+	id := strings.Trim(b.String(), ".-_")
+	if len(id) > 60 {
+		id = id[:60]
+	}
+	if id == "" {
+		id = "user"
+	}
+	return id
+}
+
+// Personal lists what a password must not be built from.
+func Personal(a store.Account, emails []store.Email) []string {
+	out := []string{a.Identifier, a.DisplayName, a.GivenName, a.FamilyName}
+	for _, e := range emails {
+		out = append(out, e.Address)
+	}
+	return out
+}
+
+func (s *Service) checkAndHash(ctx context.Context, a store.Account, emails []store.Email, password string) (string, error) {
+	if v := s.Policy.Check(password, Personal(a, emails)); len(v) > 0 {
+		return "", &PolicyError{Violations: v}
+	}
+	return s.Hasher.Hash(ctx, s.Policy.Normalize(password))
+}
+
+// SetPassword checks the policy, stores the new hash, and, when endSessions,
+// ends every session of the account but keepSession. It records the audit
+// event with the actor ("self", "cli", ...).
+func (s *Service) SetPassword(ctx context.Context, accountID, password, actor, keepSession string, endSessions bool) error {
+	a, err := s.DB.AccountByID(ctx, accountID)
+	if err != nil {
+		return fmt.Errorf("account: set password: %w", err)
+	}
+	emails, err := s.DB.EmailsOf(ctx, accountID)
+	if err != nil {
+		return err
+	}
+	hash, err := s.checkAndHash(ctx, a, emails, password)
+	if err != nil {
+		return err
+	}
+	now := s.Now()
+	return s.DB.InTx(ctx, func(tx *store.DB) error {
+		if err := tx.SetPassword(ctx, accountID, hash, now); err != nil {
+			return err
+		}
+		if a.State == store.StateProvisioned && actor == "cli" {
+			if err := tx.SetAccountState(ctx, accountID, store.StateActive, now); err != nil {
+				return err
+			}
+		}
+		ended := int64(0)
+		if endSessions {
+			if ended, err = tx.RevokeOtherSessions(ctx, accountID, keepSession, now); err != nil {
+				return err
+			}
+		}
+		return s.Audit.Record(ctx, tx, store.AuditEvent{Type: "password.change", AccountID: accountID, Actor: actor,
+			Details: map[string]string{"sessions_ended": fmt.Sprint(ended)}})
+	})
+}
+
+// CheckPassword verifies password against the account's hash and rehashes
+// it when the parameters changed. An account without a password never
+// matches, but costs the same time. Errors are ErrBusy, ctx errors or a
+// malformed stored hash.
+func (s *Service) CheckPassword(ctx context.Context, a store.Account, password string) (bool, error) {
+	password = s.Policy.Normalize(password)
+	if a.PasswordHash == "" {
+		return false, s.Hasher.DummyVerify(ctx, password)
+	}
+	ok, rehash, err := s.Hasher.Verify(ctx, a.PasswordHash, password)
+	if err != nil || !ok {
+		return false, err
+	}
+	if rehash {
+		if h, err := s.Hasher.Hash(ctx, password); err == nil {
+			s.DB.RehashPassword(ctx, a.ID, a.PasswordHash, h)
+		}
+	}
+	return true, nil
+}
+
+// SetState enables or disables an account; disabling ends its sessions.
+func (s *Service) SetState(ctx context.Context, accountID, state, actor string) error {
+	now := s.Now()
+	return s.DB.InTx(ctx, func(tx *store.DB) error {
+		if err := tx.SetAccountState(ctx, accountID, state, now); err != nil {
+			return err
+		}
+		if state == store.StateDisabled {
+			if _, err := tx.RevokeOtherSessions(ctx, accountID, "", now); err != nil {
+				return err
+			}
+		}
+		return s.Audit.Record(ctx, tx, store.AuditEvent{Type: "account." + state, AccountID: accountID, Actor: actor})
+	})
+}
+
+// SignInProblem says why an account may not sign in now ("" when it may).
+func SignInProblem(a store.Account, now time.Time) string {
+	switch {
+	case a.State == store.StateDisabled:
+		return "disabled"
+	case a.Kind == store.KindTemporary && a.ExpiresAt != nil && !now.Before(*a.ExpiresAt):
+		return "expired"
+	case a.State == store.StateProvisioned:
+		return "provisioned"
+	}
+	return ""
+}

@@ -1,0 +1,83 @@
+// Package i18n holds the message catalogs (French, the default, and
+// English) and picks the language of a request.
+package i18n
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Languages lists the supported languages, default first.
+var Languages = []string{"fr", "en"}
+
+var catalogs = map[string]map[string]string{"fr": fr, "en": en}
+
+// CookieName holds the language chosen with the switcher.
+const CookieName = "campusid_lang"
+
+// Supported reports whether lang has a catalog.
+func Supported(lang string) bool { _, ok := catalogs[lang]; return ok }
+
+// Localizer translates for one language.
+type Localizer struct{ Lang string }
+
+// T returns the message for key, formatted with args (fmt verbs). A missing
+// key shows itself, so tests that compare catalogs catch it.
+func (l Localizer) T(key string, args ...any) string {
+	msg, ok := catalogs[l.Lang][key]
+	if !ok {
+		if msg, ok = catalogs["fr"][key]; !ok {
+			return key
+		}
+	}
+	if len(args) > 0 {
+		return fmt.Sprintf(msg, args...)
+	}
+	return msg
+}
+
+// Has reports whether key exists in the catalog.
+func (l Localizer) Has(key string) bool { _, ok := catalogs[l.Lang][key]; return ok }
+
+// Keys returns the keys of a language's catalog (for tests).
+func Keys(lang string) []string {
+	out := make([]string, 0, len(catalogs[lang]))
+	for k := range catalogs[lang] {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Negotiate picks the language: the switcher's cookie, then the best
+// Accept-Language match, then def.
+func Negotiate(r *http.Request, def string) string {
+	if c, err := r.Cookie(CookieName); err == nil && Supported(c.Value) {
+		return c.Value
+	}
+	if lang := FromAcceptLanguage(r.Header.Get("Accept-Language")); lang != "" {
+		return lang
+	}
+	return def
+}
+
+// FromAcceptLanguage returns the supported language with the highest
+// quality in an Accept-Language header, or "".
+func FromAcceptLanguage(h string) string {
+	best, bestQ := "", 0.0
+	for part := range strings.SplitSeq(h, ",") {
+		tag, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		q := 1.0
+		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				q = f
+			}
+		}
+		base, _, _ := strings.Cut(strings.ToLower(tag), "-")
+		if Supported(base) && q > bestQ {
+			best, bestQ = base, q
+		}
+	}
+	return best
+}

@@ -1,0 +1,85 @@
+package login
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"campusid/internal/account"
+	"campusid/internal/i18n"
+	"campusid/internal/session"
+	"campusid/internal/store"
+	"campusid/internal/web"
+)
+
+type identifyData struct {
+	Login    string
+	ReturnTo string
+}
+
+func (h *Handler) showIdentify(w http.ResponseWriter, r *http.Request) error {
+	returnTo := safeReturn(r.URL.Query().Get("return_to"))
+	if session.FromContext(r.Context()) != nil {
+		return web.Redirect(w, r, orAccount(returnTo))
+	}
+	p := web.Page{Title: "login.title", Data: identifyData{Login: r.URL.Query().Get("login"), ReturnTo: returnTo}}
+	switch {
+	case r.URL.Query().Has("logged_out"):
+		p.Notice = "logout.done"
+	case r.URL.Query().Has("expired"):
+		p.Notice = "login.flow_expired"
+	}
+	return h.App.Render(w, r, http.StatusOK, "login", p)
+}
+
+func (h *Handler) submitIdentify(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	login := strings.TrimSpace(r.PostFormValue("login"))
+	returnTo := safeReturn(r.PostFormValue("return_to"))
+	l := i18n.Localizer{Lang: web.Info(ctx).Lang}
+	again := func(status int, msg string) error {
+		return h.App.Render(w, r, status, "login", web.Page{Title: "login.title", Error: msg,
+			Data: identifyData{Login: login, ReturnTo: returnTo}})
+	}
+	if login == "" || len(login) > 320 {
+		return again(http.StatusUnprocessableEntity, l.T("login.login_required"))
+	}
+	now := h.Now()
+	a, err := h.DB.AccountByLogin(ctx, login)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		h.count("unknown")
+		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.unknown", Details: map[string]string{"login": truncate(login, 100)}})
+		if h.RevealUnknown {
+			return again(http.StatusUnprocessableEntity, l.T("login.unknown"))
+		}
+		a = store.Account{} // ask for a password anyway; it will never match
+	case err != nil:
+		return err
+	}
+	if a.ID != "" {
+		if problem := account.SignInProblem(a, now); problem != "" {
+			h.count(problem)
+			h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.refused", AccountID: a.ID, Details: map[string]string{"reason": problem}})
+			msg := l.T("login." + problem)
+			if problem == "expired" {
+				msg = l.T("login.expired", a.ExpiresAt.Format("02/01/2006"))
+			}
+			return again(http.StatusForbidden, msg)
+		}
+	}
+	ref := session.NewToken()
+	f := store.LoginFlow{ID: session.HashToken(ref), AccountID: a.ID, Identifier: login, ReturnTo: returnTo,
+		State: StatePassword, CreatedAt: now, ExpiresAt: now.Add(h.FlowLifetime)}
+	if err := h.DB.CreateLoginFlow(ctx, &f); err != nil {
+		return err
+	}
+	return web.Redirect(w, r, "/login/password?req="+ref)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,173 @@
+package login
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+
+	"campusid/internal/account"
+	"campusid/internal/i18n"
+	"campusid/internal/session"
+	"campusid/internal/store"
+	"campusid/internal/web"
+)
+
+type passwordData struct {
+	Req      string
+	Name     string // who is signing in
+	Login    string // what they typed
+	Remember bool
+	NotYou   string // link back to step 1
+}
+
+// flow returns the live flow of the request's reference, or nil.
+func (h *Handler) flow(r *http.Request, ref string) (*store.LoginFlow, error) {
+	if ref == "" || len(ref) > 100 {
+		return nil, nil
+	}
+	f, err := h.DB.LoginFlowByID(r.Context(), session.HashToken(ref))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if f.State != StatePassword || !h.Now().Before(f.ExpiresAt) {
+		return nil, nil
+	}
+	return &f, nil
+}
+
+func (h *Handler) passwordPage(r *http.Request, f *store.LoginFlow, ref string, remember bool) (passwordData, error) {
+	d := passwordData{Req: ref, Login: f.Identifier, Remember: remember,
+		NotYou: loginURL(f.ReturnTo, url.Values{"login": {""}})}
+	d.Name = f.Identifier
+	if f.AccountID != "" {
+		a, err := h.DB.AccountByID(r.Context(), f.AccountID)
+		if err != nil {
+			return d, err
+		}
+		d.Name = a.DisplayName
+	}
+	return d, nil
+}
+
+func (h *Handler) showPassword(w http.ResponseWriter, r *http.Request) error {
+	web.NoReferrer(w)
+	ref := r.URL.Query().Get("req")
+	f, err := h.flow(r, ref)
+	if err != nil {
+		return err
+	}
+	if f == nil {
+		return web.Redirect(w, r, loginURL("", url.Values{"expired": {"1"}}))
+	}
+	d, err := h.passwordPage(r, f, ref, false)
+	if err != nil {
+		return err
+	}
+	return h.App.Render(w, r, http.StatusOK, "login_password", web.Page{Title: "login.password_title", Data: d})
+}
+
+func (h *Handler) submitPassword(w http.ResponseWriter, r *http.Request) error {
+	web.NoReferrer(w)
+	ctx := r.Context()
+	ref := r.PostFormValue("req")
+	remember := r.PostFormValue("remember") == "on"
+	f, err := h.flow(r, ref)
+	if err != nil {
+		return err
+	}
+	if f == nil {
+		return web.Redirect(w, r, loginURL("", url.Values{"expired": {"1"}}))
+	}
+	l := i18n.Localizer{Lang: web.Info(ctx).Lang}
+	d, err := h.passwordPage(r, f, ref, remember)
+	if err != nil {
+		return err
+	}
+	again := func(status int, msg string) error {
+		return h.App.Render(w, r, status, "login_password", web.Page{Title: "login.password_title", Error: msg, Data: d})
+	}
+	now := h.Now()
+	ip := web.Info(ctx).ClientIP
+
+	// Refuse early, without hashing, while a delay is running.
+	waitAcct, err := h.PerAccount.Wait(ctx, f.AccountID, now)
+	if err != nil {
+		return err
+	}
+	waitIP, err := h.PerClient.Wait(ctx, ip, now)
+	if err != nil {
+		return err
+	}
+	if wait := max(waitAcct, waitIP); wait > 0 {
+		h.count("throttled")
+		secs := int(math.Ceil(wait.Seconds()))
+		w.Header().Set("Retry-After", fmt.Sprint(secs))
+		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.throttled", AccountID: f.AccountID,
+			Details: map[string]string{"wait_seconds": fmt.Sprint(secs)}})
+		return again(http.StatusTooManyRequests, l.T("login.too_many", secs))
+	}
+
+	password := r.PostFormValue("password")
+	var a store.Account
+	if f.AccountID != "" {
+		if a, err = h.DB.AccountByID(ctx, f.AccountID); err != nil {
+			return err
+		}
+	}
+	ok := false
+	if len(password) > 0 && len(password) <= 1024 {
+		ok, err = h.Accounts.CheckPassword(ctx, a, password)
+	} else {
+		err = h.Accounts.Hasher.DummyVerify(ctx, password)
+	}
+	if err != nil {
+		h.count("busy")
+		return busy(err)
+	}
+	if ok && a.ID != "" {
+		// The account may have been disabled since the first step.
+		if account.SignInProblem(a, now) != "" {
+			ok = false
+		}
+	}
+	if !ok {
+		h.count("wrong_password")
+		if f.AccountID != "" {
+			h.PerAccount.Fail(ctx, f.AccountID, now)
+		}
+		h.PerClient.Fail(ctx, ip, now)
+		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.failure", AccountID: f.AccountID,
+			Details: map[string]string{"reason": "password"}})
+		h.padFailure(ctx)
+		msg := l.T("login.wrong_password")
+		if !h.RevealUnknown {
+			msg = l.T("login.wrong_credentials")
+		}
+		return again(http.StatusUnauthorized, msg)
+	}
+
+	// A reference signs in once, even when two submissions race.
+	if err := h.DB.AdvanceLoginFlow(ctx, f.ID, StatePassword, StateDone); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return web.Redirect(w, r, loginURL("", url.Values{"expired": {"1"}}))
+		}
+		return err
+	}
+	h.PerAccount.Reset(ctx, a.ID)
+	if cur := session.FromContext(ctx); cur != nil {
+		h.Sessions.End(ctx, w, cur) // a new sign-in replaces the browser's old session
+	}
+	s, err := h.Sessions.Start(ctx, w, a.ID, "pwd", remember)
+	if err != nil {
+		return err
+	}
+	h.count("success")
+	h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.success", AccountID: a.ID,
+		Details: map[string]string{"method": "pwd", "remember": fmt.Sprint(remember), "session_id": s.ID}})
+	return web.Redirect(w, r, orAccount(f.ReturnTo))
+}

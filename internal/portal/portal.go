@@ -1,0 +1,184 @@
+// Package portal is the self-service account page (/account): profile,
+// addresses and their verification, password change, sessions.
+package portal
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"campusid/internal/account"
+	"campusid/internal/audit"
+	"campusid/internal/i18n"
+	"campusid/internal/outbox"
+	"campusid/internal/session"
+	"campusid/internal/store"
+	"campusid/internal/throttle"
+	"campusid/internal/web"
+)
+
+// Handler serves the account pages.
+type Handler struct {
+	App            *web.App
+	DB             *store.DB
+	Accounts       *account.Service
+	Sessions       *session.Manager
+	Audit          *audit.Log
+	Mailer         *outbox.Mailer
+	PublicURL      string
+	VerifyValidity time.Duration // lifetime of an address verification link
+	ResendEvery    time.Duration // at most one message per purpose and account in this time
+	PasswordTries  throttle.Backoff
+	Now            func() time.Time
+}
+
+// Register adds the routes.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle("GET /account", h.signedIn(h.show))
+	mux.Handle("POST /account/emails", h.signedIn(h.addEmail))
+	mux.Handle("POST /account/emails/{id}/delete", h.signedIn(h.deleteEmail))
+	mux.Handle("POST /account/emails/{id}/primary", h.signedIn(h.primaryEmail))
+	mux.Handle("POST /account/emails/{id}/resend", h.signedIn(h.resendEmail))
+	mux.Handle("POST /account/password", h.signedIn(h.changePassword))
+	mux.Handle("POST /account/sessions/{id}/revoke", h.signedIn(h.revokeSession))
+	mux.Handle("POST /account/sessions/revoke-others", h.signedIn(h.revokeOthers))
+	mux.Handle("GET /verify", h.App.Handle(h.showVerify))
+	mux.Handle("POST /verify", h.App.Handle(h.submitVerify))
+}
+
+type signedInFunc func(w http.ResponseWriter, r *http.Request, cur *session.Current) error
+
+// signedIn sends people without a session to the sign-in page, back here after.
+func (h *Handler) signedIn(fn signedInFunc) http.Handler {
+	return h.App.Handle(func(w http.ResponseWriter, r *http.Request) error {
+		cur := session.FromContext(r.Context())
+		if cur == nil {
+			back := "/account"
+			if r.Method == http.MethodGet {
+				back = r.URL.RequestURI()
+			}
+			return web.Redirect(w, r, "/login?return_to="+url.QueryEscape(back))
+		}
+		return fn(w, r, cur)
+	})
+}
+
+// notices are the confirmations /account?done=X may show.
+var notices = map[string]string{
+	"password": "account.done_password", "email_added": "account.done_email_added",
+	"email_removed": "account.done_email_removed", "primary": "account.done_primary",
+	"resent": "account.done_resent", "session_ended": "account.done_session_ended",
+	"others_ended": "account.done_others_ended",
+}
+
+func done(w http.ResponseWriter, r *http.Request, what, anchor string) error {
+	return web.Redirect(w, r, "/account?done="+what+"#"+anchor)
+}
+
+// localizer of the request.
+func loc(r *http.Request) i18n.Localizer { return i18n.Localizer{Lang: web.Info(r.Context()).Lang} }
+
+// policyView is the checklist of the password policy, with each rule's
+// state when a submitted password was refused.
+func (h *Handler) policyView(l i18n.Localizer, violations []account.Violation, submitted bool) web.PolicyView {
+	bad := map[string]bool{}
+	for _, v := range violations {
+		bad[v.Code] = true
+	}
+	v := web.PolicyView{ID: "policy-rules", OK: l.T("policy.ok"), KO: l.T("policy.ko")}
+	for _, r := range h.Accounts.Policy.Rules() {
+		pr := web.PolicyRule{Code: r.Code, Min: r.Min, Max: r.Max, Chars: r.Chars,
+			Normalize: h.Accounts.Policy.Preset == account.PresetNIST && r.Code == account.RuleLength}
+		switch r.Code {
+		case account.RuleLength:
+			pr.Text = l.T("policy.length", r.Min, r.Max)
+		case account.RuleSpecial:
+			pr.Text = l.T("policy.special", strings.Join(strings.Split(r.Chars, ""), " "))
+		default:
+			pr.Text = l.T("policy." + r.Code)
+		}
+		if r.Code == account.RuleCommon && bad[account.ViolationPersonal] {
+			bad[account.RuleCommon] = true
+		}
+		if submitted {
+			pr.State = "ok"
+			if bad[r.Code] {
+				pr.State = "ko"
+			}
+		}
+		if r.Code == account.RuleCommon { // before "common", the confirmation
+			v.Rules = append(v.Rules, web.PolicyRule{Code: "match", Text: l.T("policy.match"), State: stateOf(submitted, bad["match"])})
+		}
+		v.Rules = append(v.Rules, pr)
+	}
+	return v
+}
+
+func stateOf(submitted, bad bool) string {
+	switch {
+	case !submitted:
+		return ""
+	case bad:
+		return "ko"
+	}
+	return "ok"
+}
+
+func describeDevice(l i18n.Localizer, ua string) string {
+	browser, os := "", ""
+	switch {
+	case strings.Contains(ua, "Edg/"):
+		browser = "Edge"
+	case strings.Contains(ua, "OPR/"):
+		browser = "Opera"
+	case strings.Contains(ua, "Firefox/"):
+		browser = "Firefox"
+	case strings.Contains(ua, "Chromium/"):
+		browser = "Chromium"
+	case strings.Contains(ua, "Chrome/"):
+		browser = "Chrome"
+	case strings.Contains(ua, "Safari/"):
+		browser = "Safari"
+	}
+	switch {
+	case strings.Contains(ua, "Android"):
+		os = "Android"
+	case strings.Contains(ua, "iPhone"), strings.Contains(ua, "iPad"):
+		os = "iOS"
+	case strings.Contains(ua, "Windows"):
+		os = "Windows"
+	case strings.Contains(ua, "Mac OS X"), strings.Contains(ua, "Macintosh"):
+		os = "macOS"
+	case strings.Contains(ua, "CrOS"):
+		os = "ChromeOS"
+	case strings.Contains(ua, "Linux"):
+		os = "Linux"
+	}
+	switch {
+	case browser != "" && os != "":
+		return l.T("account.device", browser, os)
+	case browser != "":
+		return browser
+	case os != "":
+		return os
+	case ua != "":
+		if len(ua) > 60 {
+			ua = ua[:60] + "…"
+		}
+		return ua
+	}
+	return l.T("account.device_unknown")
+}
+
+func humanDuration(l i18n.Localizer, d time.Duration) string {
+	if d >= time.Hour && d%time.Hour == 0 {
+		return l.T("duration.hours", int(d/time.Hour))
+	}
+	return l.T("duration.minutes", int(d.Round(time.Minute)/time.Minute))
+}
+
+func formatWait(l i18n.Localizer, d time.Duration) string {
+	return l.T("account.wait_seconds", fmt.Sprint(int(d.Round(time.Second)/time.Second)))
+}

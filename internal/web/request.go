@@ -1,0 +1,216 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"campusid/internal/i18n"
+)
+
+// RequestInfo is what the middleware learns about a request.
+type RequestInfo struct {
+	RequestID string
+	ClientIP  string
+	UserAgent string
+	Lang      string
+	Route     string // the mux pattern that matched, for metrics
+	Start     time.Time
+}
+
+type infoKey struct{}
+
+// Info returns the request's metadata (a zero value outside the middleware).
+func Info(ctx context.Context) *RequestInfo {
+	if i, ok := ctx.Value(infoKey{}).(*RequestInfo); ok {
+		return i
+	}
+	return &RequestInfo{Lang: "fr", Start: time.Now()}
+}
+
+// WithInfo returns ctx carrying info (for work started outside HTTP, e.g. the CLI).
+func WithInfo(ctx context.Context, info *RequestInfo) context.Context {
+	return context.WithValue(ctx, infoKey{}, info)
+}
+
+// Options configure the middleware chain.
+type Options struct {
+	PublicURL      string
+	DefaultLang    string
+	TrustedProxies []string // CIDRs or addresses
+	Metrics        *Metrics
+}
+
+// Middleware wraps the mux with everything a request goes through: panic
+// recovery, request id, client address, language, logging, metrics,
+// security headers and cross-origin form protection.
+func (a *App) Middleware(mux http.Handler, o Options) http.Handler {
+	proxies := parsePrefixes(o.TrustedProxies)
+	secure := strings.HasPrefix(o.PublicURL, "https://")
+	cop := http.NewCrossOriginProtection()
+	if u, err := url.Parse(o.PublicURL); err == nil {
+		cop.AddTrustedOrigin(u.Scheme + "://" + u.Host)
+	}
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.Fail(w, r, &Error{Status: http.StatusForbidden, Key: "error.cross_origin"})
+	}))
+	routed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r)
+		Info(r.Context()).Route = r.Pattern
+	})
+	inner := cop.Handler(routed)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := &RequestInfo{Start: time.Now(), UserAgent: r.UserAgent()}
+		info.ClientIP = clientIP(r, proxies)
+		info.RequestID = r.Header.Get("X-Request-Id")
+		if info.RequestID == "" || len(info.RequestID) > 64 || !isPeer(r, proxies) {
+			info.RequestID = newRequestID()
+		}
+		info.Lang = i18n.Negotiate(r, o.DefaultLang)
+		r = r.WithContext(WithInfo(r.Context(), info))
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if p := recover(); p != nil {
+				a.Log.Error("panic", "request_id", info.RequestID, "panic", p, "stack", string(debug.Stack()))
+				if !sw.wrote {
+					a.Fail(sw, r, &Error{Status: http.StatusInternalServerError, Key: "error.internal"})
+				}
+			}
+			d := time.Since(info.Start)
+			if o.Metrics != nil {
+				o.Metrics.observe(info.Route, r.Method, sw.status, d)
+			}
+			a.Log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("request_id", info.RequestID),
+				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", sw.status),
+				slog.Duration("duration", d), slog.String("client_ip", info.ClientIP))
+		}()
+		h := sw.Header()
+		h.Set("X-Request-Id", info.RequestID)
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+			"form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+		if !strings.HasPrefix(r.URL.Path, "/static/") {
+			h.Set("Cache-Control", "no-store")
+		}
+		h.Set("Vary", "Cookie, Accept-Language")
+		if secure {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		inner.ServeHTTP(sw, r)
+	})
+}
+
+// NoReferrer marks a response that carries a secret in its URL (token pages).
+func NoReferrer(w http.ResponseWriter) { w.Header().Set("Referrer-Policy", "no-referrer") }
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func newRequestID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func parsePrefixes(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p)
+		} else if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out
+}
+
+func trusted(addr string, proxies []netip.Prefix) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func isPeer(r *http.Request, proxies []netip.Prefix) bool { return trusted(remoteHost(r), proxies) }
+
+// clientIP is the peer address, or, when the peer is a trusted proxy, the
+// right-most address of X-Forwarded-For that is not itself a trusted proxy.
+func clientIP(r *http.Request, proxies []netip.Prefix) string {
+	ip := remoteHost(r)
+	if !trusted(ip, proxies) {
+		return ip
+	}
+	hops := strings.Split(r.Header.Get("X-Forwarded-For"), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		h := strings.TrimSpace(hops[i])
+		if h == "" {
+			continue
+		}
+		if _, err := netip.ParseAddr(h); err != nil {
+			break
+		}
+		if !trusted(h, proxies) {
+			return h
+		}
+		ip = h
+	}
+	return ip
+}
+
+// LocalPath reports whether target is a path on this server, safe to
+// redirect to: it starts with one "/", has no scheme or host, and no
+// backslash or control character that a browser could read as one.
+func LocalPath(target string) bool {
+	if target == "" || target[0] != '/' || strings.HasPrefix(target, "//") {
+		return false
+	}
+	if strings.ContainsAny(target, "\\\r\n\t") {
+		return false
+	}
+	u, err := url.Parse(target)
+	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil
+}
