@@ -208,8 +208,11 @@ func (b *browser) do(method, path string, form url.Values, hdr ...string) page {
 	return page{Status: resp.StatusCode, Location: resp.Header.Get("Location"), Body: buf.String(), Header: resp.Header}
 }
 
-func (b *browser) get(path string) page                     { b.t.Helper(); return b.do("GET", path, nil) }
-func (b *browser) post(path string, form url.Values) page { b.t.Helper(); return b.do("POST", path, form) }
+func (b *browser) get(path string) page { b.t.Helper(); return b.do("GET", path, nil) }
+func (b *browser) post(path string, form url.Values) page {
+	b.t.Helper()
+	return b.do("POST", path, form)
+}
 
 // follow GETs path and follows redirects on this server, returning the last page.
 func (b *browser) follow(p page) page {
