@@ -118,24 +118,28 @@ func (s *Service) Create(ctx context.Context, n NewAccount) (store.Account, erro
 		}
 		a.PasswordHash, a.PasswordChangedAt, a.State = hash, &now, store.StateActive
 	}
-	err := s.DB.InTx(ctx, func(tx *store.DB) error {
-		var err error
-		for i := 0; i < 100; i++ {
-			if i > 0 && derived {
-				a.Identifier = fmt.Sprintf("%s%d", ident, i+1)
-			}
-			a.ID = ""
-			err = tx.InTx(ctx, func(tx *store.DB) error { return tx.CreateAccount(ctx, &a, emails) })
-			if err == nil || !derived || !strings.Contains(err.Error(), "identifier") {
-				break
-			}
+	// A derived identifier may be taken: try ident, ident2, ident3... each
+	// in its own transaction (PostgreSQL aborts a transaction on error).
+	var err error
+	for i := 0; i < 100; i++ {
+		if i > 0 {
+			a.Identifier = fmt.Sprintf("%s%d", ident, i+1)
 		}
-		if err != nil {
-			return conflictError(err)
+		a.ID = ""
+		err = s.DB.InTx(ctx, func(tx *store.DB) error {
+			if err := tx.CreateAccount(ctx, &a, emails); err != nil {
+				return err
+			}
+			return s.Audit.Record(ctx, tx, store.AuditEvent{Type: "account.create", AccountID: a.ID, Actor: n.Actor,
+				Details: map[string]string{"identifier": a.Identifier, "state": a.State, "kind": a.Kind}})
+		})
+		if err == nil || !derived || !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "identifier") {
+			break
 		}
-		return s.Audit.Record(ctx, tx, store.AuditEvent{Type: "account.create", AccountID: a.ID, Actor: n.Actor,
-			Details: map[string]string{"identifier": a.Identifier, "state": a.State, "kind": a.Kind}})
-	})
+	}
+	if err != nil {
+		return store.Account{}, conflictError(err)
+	}
 	return a, err
 }
 
