@@ -113,6 +113,8 @@ func compose(from *mail.Address, m Message, now time.Time) (rcpt string, data []
 		if err := writeQP(&b, m.Text); err != nil {
 			return "", nil, fmt.Errorf("outbox: compose: %w", err)
 		}
+		// End on a line break, as SMTP would add anyway; readers drop it.
+		b.WriteString("\r\n")
 		return to.Address, b.Bytes(), nil
 	}
 

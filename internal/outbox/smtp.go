@@ -186,8 +186,9 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		return s.fail(ctx, "connect", err, false)
 	}
-	// go-smtp sets and clears a deadline around each command, so the whole
-	// conversation is bounded by closing the connection when ctx ends.
+	// go-smtp sets and clears a deadline around each command (its own
+	// generous timeouts), so the whole conversation is bounded by closing the
+	// connection when ctx ends; the error then says ctx.Err().
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
@@ -204,8 +205,6 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) error {
 		c = smtp.NewClient(conn)
 	}
 	defer c.Close()
-	c.CommandTimeout = s.cfg.Timeout
-	c.SubmissionTimeout = s.cfg.Timeout
 
 	if err := c.Hello(s.cfg.HeloName); err != nil {
 		return s.fail(ctx, "hello", err, false)
