@@ -160,10 +160,11 @@ func loadConfig(e *env, path string) (config.Config, error) {
 		}
 	}
 	cfg, err := config.Load(path, e.environ)
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
 		return cfg, err
 	}
-	if err := cfg.Validate(); err != nil {
+	// Validate even after a bad value, so every problem is listed at once.
+	if err := errors.Join(err, cfg.Validate()); err != nil {
 		return cfg, fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 	}
 	return cfg, nil

@@ -39,6 +39,17 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
+// UnmarshalYAML reports a bad duration as a type error, which the decoder
+// collects with the others (unknown keys...) instead of stopping at it.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseDuration(n.Value)
+	if err != nil || n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: invalid duration %q (use e.g. 90s, 15m, 8h, 30d)", n.Line, n.Value)}}
+	}
+	*d = Duration(v)
+	return nil
+}
+
 // parseDuration accepts Go durations plus a "d" suffix for days ("30d").
 func parseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
@@ -181,9 +192,12 @@ func Default() Config {
 }
 
 // Load reads the file at path (none when path is ""), then applies the
-// environment. It does not validate: call Validate.
+// environment. It does not validate: call Validate. After a bad value in
+// the file or the environment it still returns what it could read, so
+// Validate can add its own problems to the list.
 func Load(path string, environ []string) (Config, error) {
 	c := Default()
+	var errs []error
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -192,14 +206,14 @@ func Load(path string, environ []string) (Config, error) {
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: empty file
-			return c, fmt.Errorf("config: %s: %w", path, err)
+			errs = append(errs, fmt.Errorf("config: %s: %w", path, err))
 		}
 	}
 	if err := applyEnv(&c, environ); err != nil {
-		return c, err
+		errs = append(errs, err)
 	}
 	c.fillDerived()
-	return c, nil
+	return c, errors.Join(errs...)
 }
 
 func (c *Config) fillDerived() {
