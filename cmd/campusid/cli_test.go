@@ -212,7 +212,7 @@ func TestCLIUsageErrors(t *testing.T) {
 			if r.code != 2 {
 				t.Fatalf("want exit 2: %v", r)
 			}
-			if len(tc.args) == 0 && !strings.Contains(r.stdout, "Usage:") {
+			if len(tc.args) == 0 && !strings.Contains(r.stderr, "Usage:") { // an error: usage on stderr
 				t.Errorf("no usage printed: %v", r)
 			}
 			for _, w := range tc.wantStderr {

@@ -2,6 +2,8 @@ package portal
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 
@@ -84,6 +86,7 @@ func (h *Handler) resendEmail(w http.ResponseWriter, r *http.Request, cur *sessi
 		return err
 	}
 	if wait := last.Add(h.ResendEvery).Sub(h.Now()); !last.IsZero() && wait > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
 		return h.render(w, r, cur, http.StatusTooManyRequests, web.Page{},
 			accountData{EmailError: loc(r).T("account.resend_wait", formatWait(loc(r), wait)), SignOutOthers: true})
 	}

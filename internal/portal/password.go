@@ -2,6 +2,8 @@ package portal
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
 
 	"campusid/internal/account"
@@ -27,6 +29,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, cur *se
 	if wait, err := h.PasswordTries.Wait(ctx, cur.Account.ID, now); err != nil {
 		return err
 	} else if wait > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
 		return again(http.StatusTooManyRequests, l.T("account.password_wait", formatWait(l, wait)), nil, false)
 	}
 	ok, err := h.Accounts.CheckPassword(ctx, cur.Account, current)

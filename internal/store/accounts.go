@@ -102,13 +102,14 @@ func (db *DB) AccountByID(ctx context.Context, id string) (Account, error) {
 	return a, db.mapErr(err)
 }
 
-// AccountByLogin finds an account by any of its addresses or by its
-// identifier, case-insensitively.
+// AccountByLogin finds an account by any of its verified addresses or by
+// its identifier, case-insensitively. An unverified address is only a claim:
+// it opens nothing.
 func (db *DB) AccountByLogin(ctx context.Context, login string) (Account, error) {
 	login = strings.ToLower(strings.TrimSpace(login))
 	var row *sql.Row
 	if strings.Contains(login, "@") {
-		row = db.queryRow(ctx, `SELECT `+prefixed("a.", accountCols)+` FROM accounts a JOIN emails e ON e.account_id = a.id WHERE e.address = ?`, login)
+		row = db.queryRow(ctx, `SELECT `+prefixed("a.", accountCols)+` FROM accounts a JOIN emails e ON e.account_id = a.id WHERE e.address = ? AND e.verified_at IS NOT NULL`, login)
 	} else {
 		row = db.queryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE identifier = ?`, login)
 	}

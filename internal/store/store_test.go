@@ -284,3 +284,20 @@ func TestAudit(t *testing.T) {
 		}
 	})
 }
+
+func TestUnverifiedAddressOpensNothing(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		a := newAccount(t, db, "claim", "claim@univ.example")
+		e := store.Email{AccountID: a.ID, Address: "pending@perso.example", CreatedAt: time.Now()}
+		if err := db.AddEmail(ctx, &e); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.AccountByLogin(ctx, "pending@perso.example"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("an unverified address found the account: %v", err)
+		}
+		db.MarkEmailVerified(ctx, e.ID, time.Now())
+		if got, err := db.AccountByLogin(ctx, "pending@perso.example"); err != nil || got.ID != a.ID {
+			t.Fatalf("after verification: %v, %v", got.ID, err)
+		}
+	})
+}
