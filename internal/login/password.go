@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"campusid/internal/account"
 	"campusid/internal/i18n"
@@ -44,7 +45,9 @@ func (h *Handler) passwordPage(r *http.Request, f *store.LoginFlow, ref string, 
 	d := passwordData{Req: ref, Login: f.Identifier, Remember: remember,
 		NotYou: loginURL(f.ReturnTo, url.Values{"login": {""}})}
 	d.Name = f.Identifier
-	if f.AccountID != "" {
+	// With unknown accounts hidden, the page must not tell a known
+	// identifier from an unknown one: it shows what was typed, never the name.
+	if f.AccountID != "" && h.RevealUnknown {
 		a, err := h.DB.AccountByID(r.Context(), f.AccountID)
 		if err != nil {
 			return d, err
@@ -94,8 +97,15 @@ func (h *Handler) submitPassword(w http.ResponseWriter, r *http.Request) error {
 	now := h.Now()
 	ip := web.Info(ctx).ClientIP
 
+	// An identifier that matches no account is slowed down like an account,
+	// so the delays do not tell which accounts exist.
+	acctKey := f.AccountID
+	if acctKey == "" {
+		acctKey = "unknown:" + strings.ToLower(f.Identifier)
+	}
+
 	// Refuse early, without hashing, while a delay is running.
-	waitAcct, err := h.PerAccount.Wait(ctx, f.AccountID, now)
+	waitAcct, err := h.PerAccount.Wait(ctx, acctKey, now)
 	if err != nil {
 		return err
 	}
@@ -137,9 +147,7 @@ func (h *Handler) submitPassword(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !ok {
 		h.count("wrong_password")
-		if f.AccountID != "" {
-			h.PerAccount.Fail(ctx, f.AccountID, now)
-		}
+		h.PerAccount.Fail(ctx, acctKey, now)
 		h.PerClient.Fail(ctx, ip, now)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.failure", AccountID: f.AccountID,
 			Details: map[string]string{"reason": "password"}})
