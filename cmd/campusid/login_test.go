@@ -570,3 +570,41 @@ func TestSignInAuditTrail(t *testing.T) {
 		}
 	})
 }
+
+// TestIdentifyProbingThrottled: an address that looks up many unknown
+// identifiers is slowed down at step 1, so nobody can list which addresses
+// exist quickly; known accounts from other addresses are not affected.
+func TestIdentifyProbingThrottled(t *testing.T) {
+	forEachDB(t, func(t *testing.T, d store.Dialect) {
+		n := throttleNode(t, d, func(c *config.Config) { c.Login.ClientFreeFailures = 3 })
+		n.user("known", goodPassword, "known@univ.example")
+		prober := fromIP("198.51.100.9")
+		b := n.browser()
+		for i := range 3 {
+			p, _ := identifyStep(b, fmt.Sprintf("guess%d@univ.example", i), "", prober...)
+			expectPage(t, "unknown lookup", p, http.StatusUnprocessableEntity)
+		}
+		p, _ := identifyStep(b, "known@univ.example", "", prober...)
+		expectPage(t, "lookup after too many unknown ones", p, http.StatusTooManyRequests, "Patientez 1 seconde avant")
+		if retryAfter(t, p) != 1 {
+			t.Fatalf("Retry-After %s, want 1", p.Header.Get("Retry-After"))
+		}
+		mustIdentify(n.browser(), "known@univ.example", "", fromIP("198.51.100.10")...)
+		n.clock.Advance(time.Second)
+		mustIdentify(b, "known@univ.example", "", prober...)
+	})
+}
+
+// TestDisabledBetweenSteps: an account disabled after step 1 is told why
+// when the right password is given, not "wrong password".
+func TestDisabledBetweenSteps(t *testing.T) {
+	n := newNode(t, store.SQLite)
+	a := n.user("later", goodPassword, "later@univ.example")
+	b := n.browser()
+	ref := mustIdentify(b, "later", "")
+	if err := n.srv.accounts.SetState(context.Background(), a.ID, store.StateDisabled, "cli"); err != nil {
+		t.Fatal(err)
+	}
+	expectPage(t, "disabled between the steps", passwordStep(b, ref, goodPassword, false), http.StatusForbidden, "désactivé")
+	expectPage(t, "wrong password still wrong", passwordStep(b, ref, wrongPassword, false), http.StatusUnauthorized)
+}

@@ -493,10 +493,10 @@ func TestResendVerification(t *testing.T) {
 			wantWait  string // in the message of a 429
 			wantMails int    // to addr after the step
 		}{
-			{"at once", 0, http.StatusTooManyRequests, "60 s", 1},
-			{"half a minute later", 30 * time.Second, http.StatusTooManyRequests, "30 s", 1},
+			{"at once", 0, http.StatusTooManyRequests, "60 secondes", 1},
+			{"half a minute later", 30 * time.Second, http.StatusTooManyRequests, "30 secondes", 1},
 			{"a minute after the first", 31 * time.Second, http.StatusSeeOther, "", 2},
-			{"again at once", 0, http.StatusTooManyRequests, "60 s", 2},
+			{"again at once", 0, http.StatusTooManyRequests, "60 secondes", 2},
 		}
 		for _, s := range steps {
 			t.Run(s.name, func(t *testing.T) {
@@ -506,7 +506,7 @@ func TestResendVerification(t *testing.T) {
 					t.Fatalf("status %d, want %d\n%s", p.Status, s.wantCode, p.Body)
 				}
 				if s.wantCode == http.StatusTooManyRequests {
-					want := frL.T("account.resend_wait", frL.T("account.wait_seconds", strings.TrimSuffix(s.wantWait, " s")))
+					want := frL.T("account.resend_wait", s.wantWait)
 					if got := portalEmailError(p.Body); got != want {
 						t.Errorf("message %q, want %q", got, want)
 					}
@@ -685,7 +685,7 @@ func TestChangePasswordWrongCurrent(t *testing.T) {
 		}
 		// Now even the right password must wait.
 		p := b.post("/account/password", form(goodPassword))
-		want := frL.T("account.password_wait", frL.T("account.wait_seconds", "1"))
+		want := frL.T("account.password_wait", "1 seconde")
 		if p.Status != http.StatusTooManyRequests || !portalHas(p.Body, want) {
 			t.Fatalf("after %d failures: %d, want 429 with %q\n%s", free, p.Status, want, p.Body)
 		}

@@ -115,6 +115,7 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 		FlowLifetime: lc.FlowLifetime.D(), MinFailureTime: lc.MinFailureTime.D(), Now: now,
 		PerAccount: throttle.Backoff{DB: db, Prefix: "login:acct:", Free: lc.AccountFreeFailures, Max: lc.AccountMaxDelay.D(), Window: window},
 		PerClient:  throttle.Backoff{DB: db, Prefix: "login:ip:", Free: lc.ClientFreeFailures, Max: lc.ClientMaxDelay.D(), Window: window},
+		Lookups:    throttle.Backoff{DB: db, Prefix: "identify:ip:", Free: lc.ClientFreeFailures, Max: time.Minute, Window: window},
 		SignIns:    login.NewSignInCounter(reg),
 	}).Register(mux)
 	(&portal.Handler{

@@ -11,6 +11,7 @@ var en = map[string]string{
 
 	"error.title":        "Something went wrong",
 	"error.back":         "Back to the sign-in page",
+	"error.back_account": "Go to my account",
 	"error.reference":    "Reference for support: %s",
 	"error.not_found":    "This page does not exist, or this link is no longer valid.",
 	"error.internal":     "Something failed on our side. Try again in a moment; if it keeps happening, contact support.",
@@ -37,7 +38,7 @@ var en = map[string]string{
 	"login.sign_in":           "Sign in",
 	"login.wrong_password":    "Wrong password. Check Caps Lock and try again.",
 	"login.wrong_credentials": "Wrong identifier or password.",
-	"login.too_many":          "Too many failed attempts. Wait %d seconds before trying again.",
+	"login.too_many":          "Too many failed attempts. Wait %s before trying again.",
 
 	"logout.title":   "Sign out",
 	"logout.confirm": "Do you want to sign out of campusid?",
@@ -71,7 +72,6 @@ var en = map[string]string{
 	"account.email_last":         "This is your last verified address: it is how you get back into your account. Add and verify another address first.",
 	"account.primary_unverified": "Verify this address first; then it can become primary.",
 	"account.resend_wait":        "A message has just left: it can take a few minutes to arrive. You can ask for another one in %s.",
-	"account.wait_seconds":       "%s s",
 	"account.password":           "Change my password",
 	"account.current_password":   "Current password",
 	"account.new_password":       "New password",
@@ -119,8 +119,10 @@ var en = map[string]string{
 	"verify.invalid":    "This verification link is no longer valid: it was already used or it expired. Ask for a new one from your account.",
 	"verify.to_account": "Go to my account",
 
-	"duration.hours":   "%d hours",
-	"duration.minutes": "%d minutes",
+	"duration.one_second": "1 second",
+	"duration.seconds":    "%d seconds",
+	"duration.hours":      "%d hours",
+	"duration.minutes":    "%d minutes",
 
 	"devmail.title":   "Development mailbox",
 	"devmail.explain": "No email leaves this server: they are shown here, newest first. Configure mail.smtp for production.",

@@ -11,6 +11,7 @@ var fr = map[string]string{
 
 	"error.title":        "Un problème est survenu",
 	"error.back":         "Revenir à la page de connexion",
+	"error.back_account": "Aller à mon compte",
 	"error.reference":    "Référence à donner au support : %s",
 	"error.not_found":    "Cette page n'existe pas, ou ce lien n'est plus valable.",
 	"error.internal":     "Une erreur s'est produite de notre côté. Réessayez dans un instant ; si elle persiste, contactez le support.",
@@ -37,7 +38,7 @@ var fr = map[string]string{
 	"login.sign_in":           "Se connecter",
 	"login.wrong_password":    "Mot de passe incorrect. Vérifiez la touche Verr. Maj et réessayez.",
 	"login.wrong_credentials": "Identifiant ou mot de passe incorrect.",
-	"login.too_many":          "Trop d'essais infructueux. Patientez %d secondes avant de réessayer.",
+	"login.too_many":          "Trop d'essais infructueux. Patientez %s avant de réessayer.",
 
 	"logout.title":   "Déconnexion",
 	"logout.confirm": "Voulez-vous vous déconnecter de campusid ?",
@@ -71,7 +72,6 @@ var fr = map[string]string{
 	"account.email_last":         "C'est votre dernière adresse vérifiée : elle permet de retrouver l'accès à votre compte. Ajoutez et vérifiez d'abord une autre adresse.",
 	"account.primary_unverified": "Vérifiez d'abord cette adresse ; elle pourra ensuite devenir principale.",
 	"account.resend_wait":        "Un message vient de partir : il peut mettre quelques minutes à arriver. Vous pourrez en demander un autre dans %s.",
-	"account.wait_seconds":       "%s s",
 	"account.password":           "Changer mon mot de passe",
 	"account.current_password":   "Mot de passe actuel",
 	"account.new_password":       "Nouveau mot de passe",
@@ -119,8 +119,10 @@ var fr = map[string]string{
 	"verify.invalid":    "Ce lien de vérification n'est plus valable : il a déjà servi ou il a expiré. Demandez-en un nouveau depuis votre compte.",
 	"verify.to_account": "Aller à mon compte",
 
-	"duration.hours":   "%d heures",
-	"duration.minutes": "%d minutes",
+	"duration.one_second": "1 seconde",
+	"duration.seconds":    "%d secondes",
+	"duration.hours":      "%d heures",
+	"duration.minutes":    "%d minutes",
 
 	"devmail.title":   "Boîte aux lettres de développement",
 	"devmail.explain": "Aucun email ne quitte ce serveur : ils s'affichent ici, du plus récent au plus ancien. Configurez mail.smtp pour la production.",

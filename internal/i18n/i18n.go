@@ -38,6 +38,14 @@ func (l Localizer) T(key string, args ...any) string {
 	return msg
 }
 
+// Seconds says n seconds with the right plural ("1 seconde", "2 secondes").
+func (l Localizer) Seconds(n int) string {
+	if n == 1 {
+		return l.T("duration.one_second")
+	}
+	return l.T("duration.seconds", n)
+}
+
 // Has reports whether key exists in the catalog.
 func (l Localizer) Has(key string) bool { _, ok := catalogs[l.Lang][key]; return ok }
 

@@ -2,6 +2,8 @@ package login
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
 	"strings"
 
@@ -45,10 +47,20 @@ func (h *Handler) submitIdentify(w http.ResponseWriter, r *http.Request) error {
 		return again(http.StatusUnprocessableEntity, l.T("login.login_required"))
 	}
 	now := h.Now()
+	ip := web.Info(ctx).ClientIP
+	// Probing which addresses exist is slowed down per client address.
+	if wait, err := h.Lookups.Wait(ctx, ip, now); err != nil {
+		return err
+	} else if wait > 0 {
+		secs := int(math.Ceil(wait.Seconds()))
+		w.Header().Set("Retry-After", fmt.Sprint(secs))
+		return again(http.StatusTooManyRequests, l.T("login.too_many", l.Seconds(secs)))
+	}
 	a, err := h.DB.AccountByLogin(ctx, login)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		h.count("unknown")
+		h.Lookups.Fail(ctx, ip, now)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.unknown", Details: map[string]string{"login": truncate(login, 100)}})
 		if h.RevealUnknown {
 			return again(http.StatusUnprocessableEntity, l.T("login.unknown"))
@@ -61,11 +73,7 @@ func (h *Handler) submitIdentify(w http.ResponseWriter, r *http.Request) error {
 		if problem := account.SignInProblem(a, now); problem != "" {
 			h.count(problem)
 			h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.refused", AccountID: a.ID, Details: map[string]string{"reason": problem}})
-			msg := l.T("login." + problem)
-			if problem == "expired" {
-				msg = l.T("login.expired", a.ExpiresAt.Format("02/01/2006"))
-			}
-			return again(http.StatusForbidden, msg)
+			return again(http.StatusForbidden, problemMessage(l, a, problem))
 		}
 	}
 	ref := session.NewToken()
@@ -75,6 +83,14 @@ func (h *Handler) submitIdentify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return web.Redirect(w, r, "/login/password?req="+ref)
+}
+
+// problemMessage says why the account may not sign in.
+func problemMessage(l i18n.Localizer, a store.Account, problem string) string {
+	if problem == "expired" {
+		return l.T("login.expired", a.ExpiresAt.Format("02/01/2006"))
+	}
+	return l.T("login." + problem)
 }
 
 func truncate(s string, n int) string {

@@ -49,6 +49,7 @@ type Handler struct {
 	FlowLifetime   time.Duration
 	PerAccount     throttle.Backoff
 	PerClient      throttle.Backoff
+	Lookups        throttle.Backoff // unknown identifiers per client address
 	MinFailureTime time.Duration
 	Now            func() time.Time
 	SignIns        *prometheus.CounterVec // by result

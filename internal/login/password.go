@@ -119,7 +119,7 @@ func (h *Handler) submitPassword(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Retry-After", fmt.Sprint(secs))
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.throttled", AccountID: f.AccountID,
 			Details: map[string]string{"wait_seconds": fmt.Sprint(secs)}})
-		return again(http.StatusTooManyRequests, l.T("login.too_many", secs))
+		return again(http.StatusTooManyRequests, l.T("login.too_many", l.Seconds(secs)))
 	}
 
 	password := r.PostFormValue("password")
@@ -139,10 +139,13 @@ func (h *Handler) submitPassword(w http.ResponseWriter, r *http.Request) error {
 		h.count("busy")
 		return busy(err)
 	}
-	if ok && a.ID != "" {
-		// The account may have been disabled since the first step.
-		if account.SignInProblem(a, now) != "" {
-			ok = false
+	if ok {
+		// The account may have been disabled or have ended since the first
+		// step; the right password earns the real reason.
+		if problem := account.SignInProblem(a, now); problem != "" {
+			h.count(problem)
+			h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.refused", AccountID: a.ID, Details: map[string]string{"reason": problem}})
+			return again(http.StatusForbidden, problemMessage(l, a, problem))
 		}
 	}
 	if !ok {

@@ -3,7 +3,7 @@
 package portal
 
 import (
-	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -180,5 +180,5 @@ func humanDuration(l i18n.Localizer, d time.Duration) string {
 }
 
 func formatWait(l i18n.Localizer, d time.Duration) string {
-	return l.T("account.wait_seconds", fmt.Sprint(int(d.Round(time.Second)/time.Second)))
+	return l.Seconds(int(math.Ceil(d.Seconds())))
 }
