@@ -63,7 +63,9 @@
 
     input.addEventListener('input', update);
     if (confirm) confirm.addEventListener('input', update);
-    update(); // values the browser restored or autofilled
+    // Values the browser restored or autofilled; an empty field keeps the
+    // marks the server set after a refused submission.
+    if (input.value !== '') update();
   }
 
   document.querySelectorAll('[data-policy-input]').forEach(setUp);
