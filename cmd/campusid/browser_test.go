@@ -63,7 +63,7 @@ func cliUserAdd(t *testing.T, dbURL string) string {
 		now: time.Now,
 	}
 	code := run(context.Background(), e, []string{"user", "add",
-		"--email", bPrimary, "--email", bAlt, "--id", bIdent,
+		"--email", bPrimary, "--personal-email", bAlt, "--id", bIdent,
 		"--name", bName, "--given-name", "Ada", "--family-name", "Lovelace", "--password-stdin"})
 	if code != 0 {
 		t.Fatalf("campusid user add: exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())

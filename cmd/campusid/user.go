@@ -16,7 +16,7 @@ import (
 
 const userAbout = `Manage accounts.
 
-  user add --email ADDR [--email ADDR2...] [--id IDENT] [--name NAME] [--given-name G] [--family-name F]
+  user add --email ADDR [--email ADDR2...] [--personal-email ADDR...] [--id IDENT] [--name NAME] [--given-name G] [--family-name F]
            [--establishment ID] [--temporary-until YYYY-MM-DD] [--password-stdin]
       Create an account and print its id. Without --password-stdin it is 'provisioned' and
       must be activated; with it, it is active at once. The addresses count as verified.
@@ -36,7 +36,9 @@ func runUser(ctx context.Context, e *env, args []string) error {
 	fs := flagSet(e, "user", "user <add|list|show|disable|enable|set-password> [flags]", userAbout)
 	path := fs.String("config", "", "configuration file (YAML)")
 	var emails stringList
-	fs.Var(&emails, "email", "email address (add; repeat for several)")
+	fs.Var(&emails, "email", "institutional email address (add; repeat for several)")
+	var personal stringList
+	fs.Var(&personal, "personal-email", "personal email address (add; repeat for several)")
 	ident := fs.String("id", "", "identifier, e.g. jdupont (add; default: from the first address)")
 	name := fs.String("name", "", "display name (add)")
 	given := fs.String("given-name", "", "given name (add)")
@@ -82,7 +84,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 		if len(rest) > 0 {
 			return usageError{fmt.Sprintf("unexpected argument %q", rest[0])}
 		}
-		n := account.NewAccount{Identifier: *ident, Emails: emails, DisplayName: *name, GivenName: *given,
+		n := account.NewAccount{Identifier: *ident, Emails: emails, PersonalEmails: personal, DisplayName: *name, GivenName: *given,
 			FamilyName: *family, Establishment: *estab, Actor: "cli"}
 		if *until != "" {
 			t, err := time.ParseInLocation("2006-01-02", *until, time.Local)

@@ -48,7 +48,8 @@ func (e *PolicyError) Error() string {
 // NewAccount is what creating an account takes.
 type NewAccount struct {
 	Identifier     string // "" = derived from the first address
-	Emails         []string
+	Emails         []string // institutional addresses
+	PersonalEmails []string
 	DisplayName    string
 	GivenName      string
 	FamilyName     string
@@ -74,16 +75,20 @@ func NormalizeEmail(s string) (string, error) {
 // an authority), active when a password is given, provisioned otherwise.
 func (s *Service) Create(ctx context.Context, n NewAccount) (store.Account, error) {
 	now := s.Now()
-	if len(n.Emails) == 0 {
+	if len(n.Emails)+len(n.PersonalEmails) == 0 {
 		return store.Account{}, &InputError{Field: "email", Key: "account.email_required", Text: "at least one email address is required"}
 	}
 	var emails []store.Email
-	for i, e := range n.Emails {
+	for i, e := range append(n.Emails, n.PersonalEmails...) {
 		addr, err := NormalizeEmail(e)
 		if err != nil {
 			return store.Account{}, err
 		}
-		emails = append(emails, store.Email{Address: addr, Primary: i == 0, VerifiedAt: &now, Kind: store.EmailInstitutional})
+		kind := store.EmailInstitutional
+		if i >= len(n.Emails) {
+			kind = store.EmailPersonal
+		}
+		emails = append(emails, store.Email{Address: addr, Primary: i == 0, VerifiedAt: &now, Kind: kind})
 	}
 	ident := strings.ToLower(strings.TrimSpace(n.Identifier))
 	derived := ident == ""

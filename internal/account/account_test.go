@@ -170,3 +170,17 @@ func TestSetPasswordEndsOtherSessions(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestCreateWithPersonalAddress(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		s := service(t, db, cheap(64))
+		a, err := s.Create(ctx, account.NewAccount{Emails: []string{"ada@univ.example"}, PersonalEmails: []string{"ada@perso.example"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		emails, _ := db.EmailsOf(ctx, a.ID)
+		if len(emails) != 2 || emails[0].Kind != store.EmailInstitutional || !emails[0].Primary || emails[1].Kind != store.EmailPersonal {
+			t.Fatalf("emails %+v", emails)
+		}
+	})
+}
