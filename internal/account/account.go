@@ -47,7 +47,7 @@ func (e *PolicyError) Error() string {
 
 // NewAccount is what creating an account takes.
 type NewAccount struct {
-	Identifier     string // "" = derived from the first address
+	Identifier     string   // "" = derived from the first address
 	Emails         []string // institutional addresses
 	PersonalEmails []string
 	DisplayName    string
