@@ -70,18 +70,40 @@ func parseDuration(s string) (time.Duration, error) {
 // Config is the whole configuration. The yaml tags are the key names of the
 // file and, upper-cased and joined with "_", of the environment variables.
 type Config struct {
-	Listen          string   `yaml:"listen" doc:"address the HTTP server listens on"`
-	PublicURL       string   `yaml:"public_url" doc:"external base URL people and applications use"`
-	DataDir         string   `yaml:"data_dir" doc:"directory for the SQLite database and keys"`
-	DefaultLanguage string   `yaml:"default_language" doc:"fr or en; used when the browser asks for neither"`
-	TrustedProxies  []string `yaml:"trusted_proxies" doc:"CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed"`
-	Database        Database `yaml:"database"`
-	Log             Log      `yaml:"log"`
-	Support         Support  `yaml:"support"`
-	Password        Password `yaml:"password"`
-	Session         Session  `yaml:"session"`
-	Login           Login    `yaml:"login"`
-	Mail            Mail     `yaml:"mail"`
+	Listen          string      `yaml:"listen" doc:"address the HTTP server listens on"`
+	PublicURL       string      `yaml:"public_url" doc:"external base URL people and applications use"`
+	DataDir         string      `yaml:"data_dir" doc:"directory for the SQLite database and keys"`
+	DefaultLanguage string      `yaml:"default_language" doc:"fr or en; used when the browser asks for neither"`
+	TrustedProxies  []string    `yaml:"trusted_proxies" doc:"CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed"`
+	Database        Database    `yaml:"database"`
+	Log             Log         `yaml:"log"`
+	Support         Support     `yaml:"support"`
+	Password        Password    `yaml:"password"`
+	Session         Session     `yaml:"session"`
+	Login           Login       `yaml:"login"`
+	Mail            Mail        `yaml:"mail"`
+	SelfService     SelfService `yaml:"self_service"`
+}
+
+// SelfService holds the settings of activation, codes, links and recovery.
+type SelfService struct {
+	LoginCode                bool     `yaml:"login_code" doc:"offer 'email me a code' on the password step"`
+	LoginLink                bool     `yaml:"login_link" doc:"offer 'email me a sign-in link' on the password step"`
+	CodeValidity             Duration `yaml:"code_validity" doc:"lifetime of a one-time code (sign-in, reset, address check)"`
+	CodeMaxTries             int      `yaml:"code_max_tries" doc:"wrong tries after which a code is dead"`
+	LoginLinkValidity        Duration `yaml:"login_link_validity" doc:"lifetime of a sign-in link"`
+	ActivationLinkValidity   Duration `yaml:"activation_link_validity" doc:"lifetime of an activation link"`
+	ResetLinkValidity        Duration `yaml:"reset_link_validity" doc:"lifetime of a password reset link"`
+	VerifyLinkValidity       Duration `yaml:"verify_link_validity" doc:"lifetime of an address verification link"`
+	ResendInterval           Duration `yaml:"resend_interval" doc:"at most one message per purpose and account in this time"`
+	SendsPerClient           int      `yaml:"sends_per_client" doc:"messages one client address may trigger per send_window before delays"`
+	SendWindow               Duration `yaml:"send_window" doc:"window of sends_per_client"`
+	RevealUnknownAccounts    bool     `yaml:"reveal_unknown_accounts" doc:"say 'no account uses this address' on the recovery and who-am-I pages"`
+	ActivationSecretQuestion bool     `yaml:"activation_secret_question" doc:"activation asks for a secret question and its answer"`
+	ActivationPersonalEmail  bool     `yaml:"activation_personal_email" doc:"activation asks for a personal address, verified by a code"`
+	QuestionMaxFailures      int      `yaml:"question_max_failures" doc:"wrong answers that lock recovery by secret question"`
+	QuestionLock             Duration `yaml:"question_lock" doc:"how long recovery by secret question stays locked"`
+	NotifyNewDevice          bool     `yaml:"notify_new_device" doc:"email the account when it signs in from a new device"`
 }
 
 type Database struct {
@@ -187,6 +209,13 @@ func Default() Config {
 			RetryMax:   Duration(30 * time.Minute),
 			PollPeriod: Duration(2 * time.Second),
 			SMTP:       SMTP{Port: 587, Security: "starttls", HeloName: "localhost"},
+		},
+		SelfService: SelfService{
+			LoginCode: true, CodeValidity: Duration(3 * time.Minute), CodeMaxTries: 5,
+			LoginLinkValidity: Duration(24 * time.Hour), ActivationLinkValidity: Duration(24 * time.Hour),
+			ResetLinkValidity: Duration(time.Hour), VerifyLinkValidity: Duration(24 * time.Hour),
+			ResendInterval: Duration(time.Minute), SendsPerClient: 20, SendWindow: Duration(time.Hour),
+			QuestionMaxFailures: 5, QuestionLock: Duration(time.Hour), NotifyNewDevice: true,
 		},
 	}
 }
@@ -421,7 +450,11 @@ func (c Config) Validate() error {
 		"login.flow_lifetime": c.Login.FlowLifetime, "login.failure_window": c.Login.FailureWindow,
 		"login.account_max_delay": c.Login.AccountMaxDelay, "login.client_max_delay": c.Login.ClientMaxDelay,
 		"mail.max_age": c.Mail.MaxAge, "mail.retry_base": c.Mail.RetryBase, "mail.retry_max": c.Mail.RetryMax,
-		"mail.poll_period": c.Mail.PollPeriod,
+		"mail.poll_period": c.Mail.PollPeriod, "self_service.code_validity": c.SelfService.CodeValidity,
+		"self_service.login_link_validity": c.SelfService.LoginLinkValidity, "self_service.activation_link_validity": c.SelfService.ActivationLinkValidity,
+		"self_service.reset_link_validity": c.SelfService.ResetLinkValidity, "self_service.verify_link_validity": c.SelfService.VerifyLinkValidity,
+		"self_service.resend_interval": c.SelfService.ResendInterval, "self_service.send_window": c.SelfService.SendWindow,
+		"self_service.question_lock": c.SelfService.QuestionLock,
 	}
 	for _, k := range slices.Sorted(maps.Keys(positive)) {
 		if positive[k] <= 0 {
@@ -430,6 +463,9 @@ func (c Config) Validate() error {
 	}
 	if c.Login.AccountFreeFailures < 1 || c.Login.ClientFreeFailures < 1 {
 		bad("login.account_free_failures", "free failure counts must be at least 1")
+	}
+	if c.SelfService.CodeMaxTries < 1 || c.SelfService.QuestionMaxFailures < 1 || c.SelfService.SendsPerClient < 1 {
+		bad("self_service", "code_max_tries, question_max_failures and sends_per_client must be at least 1")
 	}
 	if _, err := mail.ParseAddress(c.Mail.From); err != nil {
 		bad("mail.from", "not an email address: %q", c.Mail.From)

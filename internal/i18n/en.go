@@ -121,6 +121,8 @@ var en = map[string]string{
 
 	"duration.one_second": "1 second",
 	"duration.seconds":    "%d seconds",
+	"duration.one_hour":   "1 hour",
+	"duration.one_minute": "1 minute",
 	"duration.hours":      "%d hours",
 	"duration.minutes":    "%d minutes",
 

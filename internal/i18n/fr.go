@@ -121,6 +121,8 @@ var fr = map[string]string{
 
 	"duration.one_second": "1 seconde",
 	"duration.seconds":    "%d secondes",
+	"duration.one_hour":   "1 heure",
+	"duration.one_minute": "1 minute",
 	"duration.hours":      "%d heures",
 	"duration.minutes":    "%d minutes",
 

@@ -14,6 +14,17 @@ var Languages = []string{"fr", "en"}
 
 var catalogs = map[string]map[string]string{"fr": fr, "en": en}
 
+// register adds messages to a catalog: each area of the product may keep
+// its messages in a file of its own (fr_recover.go...) with an init func.
+func register(lang string, m map[string]string) {
+	for k, v := range m {
+		if _, dup := catalogs[lang][k]; dup {
+			panic("i18n: duplicate key " + lang + ":" + k)
+		}
+		catalogs[lang][k] = v
+	}
+}
+
 // CookieName holds the language chosen with the switcher.
 const CookieName = "campusid_lang"
 

@@ -9,6 +9,7 @@ import (
 
 func TestCatalogsHaveTheSameKeys(t *testing.T) {
 	frKeys, enKeys := Keys("fr"), Keys("en")
+	fr, en := catalogs["fr"], catalogs["en"]
 	for _, k := range frKeys {
 		if !slices.Contains(enKeys, k) {
 			t.Errorf("key %q is in fr but not en", k)

@@ -6,6 +6,8 @@ import (
 	"embed"
 	"fmt"
 	htmltemplate "html/template"
+	"io/fs"
+	"path"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -36,13 +38,20 @@ type SiteInfo struct {
 	SupportEmail string
 }
 
-// Kinds are the message kinds that exist.
-var Kinds = []string{"verify_email"}
+// Kinds lists the message kinds: one per templates/KIND.txt.
+func Kinds() []string {
+	names, _ := fs.Glob(templateFS, "templates/*.txt")
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		out = append(out, strings.TrimSuffix(path.Base(n), ".txt"))
+	}
+	return out
+}
 
 // NewMailer parses every template; a broken one stops the start.
 func NewMailer(site SiteInfo, now func() time.Time) (*Mailer, error) {
 	m := &Mailer{text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}, Now: now, Site: site}
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		t, err := texttemplate.ParseFS(templateFS, "templates/"+k+".txt")
 		if err != nil {
 			return nil, fmt.Errorf("outbox: template %s: %w", k, err)

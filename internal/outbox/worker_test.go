@@ -212,7 +212,7 @@ func TestEnqueueIsTransactional(t *testing.T) {
 
 func TestMailerRendersEveryKindInBothLanguages(t *testing.T) {
 	m := mailer(t, &clock{t: time.Now()})
-	for _, kind := range outbox.Kinds {
+	for _, kind := range outbox.Kinds() {
 		for _, lang := range []string{"fr", "en"} {
 			r, err := m.Render(kind, lang, map[string]any{"Name": "Zoé <script>", "Address": "z@univ.example", "Link": "https://x.example/l?a=1&b=2", "Validity": "1"})
 			if err != nil {
