@@ -15,6 +15,8 @@ import (
 	"campusid/internal/audit"
 	"campusid/internal/config"
 	"campusid/internal/login"
+	"campusid/internal/notify"
+	"campusid/internal/onetime"
 	"campusid/internal/outbox"
 	"campusid/internal/portal"
 	"campusid/internal/session"
@@ -66,7 +68,16 @@ func newAccounts(cfg config.Config, db *store.DB, log *slog.Logger, now func() t
 	}
 	hasher := account.NewHasher(p, cfg.Password.Hash.MaxConcurrent, cfg.Password.Hash.MaxWait.D())
 	al := &audit.Log{DB: db, Log: log, Now: now}
-	return &account.Service{DB: db, Hasher: hasher, Policy: policy, Audit: al, Now: now}, al, nil
+	mailer, err := newMailer(cfg, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	notifier := &notify.Notifier{Mailer: mailer, PublicURL: cfg.PublicURL, Now: now}
+	return &account.Service{DB: db, Hasher: hasher, Policy: policy, Audit: al, Now: now, Notify: notifier}, al, nil
+}
+
+func newMailer(cfg config.Config, now func() time.Time) (*outbox.Mailer, error) {
+	return outbox.NewMailer(outbox.SiteInfo{Name: "campusid", PublicURL: cfg.PublicURL, SupportEmail: cfg.Support.Email}, now)
 }
 
 // newServer builds a node over an open, migrated store.
@@ -79,10 +90,8 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 	if err != nil {
 		return nil, err
 	}
-	mailer, err := outbox.NewMailer(outbox.SiteInfo{Name: "campusid", PublicURL: cfg.PublicURL, SupportEmail: cfg.Support.Email}, now)
-	if err != nil {
-		return nil, err
-	}
+	notifier := accounts.Notify
+	mailer := notifier.Mailer
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(
@@ -109,6 +118,17 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 	worker := &outbox.Worker{DB: db, Log: log, Now: now, Poll: cfg.Mail.PollPeriod.D(), RetryBase: cfg.Mail.RetryBase.D(),
 		RetryMax: cfg.Mail.RetryMax.D(), MaxAge: cfg.Mail.MaxAge.D(), Wake: wake}
 
+	ss := cfg.SelfService
+	tokens := &onetime.Issuer{DB: db, Mailer: mailer, PublicURL: cfg.PublicURL, Now: now,
+		ResendInterval: ss.ResendInterval.D(), MaxCodeTries: ss.CodeMaxTries,
+		Validity: map[string]time.Duration{
+			store.TokenCode: ss.CodeValidity.D(), store.PurposeLoginLink: ss.LoginLinkValidity.D(),
+			store.PurposeActivation: ss.ActivationLinkValidity.D(), store.PurposeResetLink: ss.ResetLinkValidity.D(),
+			store.PurposeVerifyEmail: ss.VerifyLinkValidity.D(),
+		},
+		PerClient: throttle.Backoff{DB: db, Prefix: "send:ip:", Free: ss.SendsPerClient, Max: 10 * time.Minute, Window: ss.SendWindow.D()},
+	}
+
 	mux := http.NewServeMux()
 	(&login.Handler{
 		App: app, DB: db, Accounts: accounts, Sessions: sessions, Audit: al, RevealUnknown: lc.RevealUnknownAccounts,
@@ -117,10 +137,13 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 		PerClient:  throttle.Backoff{DB: db, Prefix: "login:ip:", Free: lc.ClientFreeFailures, Max: lc.ClientMaxDelay.D(), Window: window},
 		Lookups:    throttle.Backoff{DB: db, Prefix: "identify:ip:", Free: lc.ClientFreeFailures, Max: time.Minute, Window: window},
 		SignIns:    login.NewSignInCounter(reg),
+		Notify:     notifier, NotifyNewDevice: ss.NotifyNewDevice, Tokens: tokens, LoginCode: ss.LoginCode, LoginLink: ss.LoginLink,
+		ActivationQuestion: ss.ActivationSecretQuestion, ActivationPersonalEmail: ss.ActivationPersonalEmail,
 	}).Register(mux)
 	(&portal.Handler{
 		App: app, DB: db, Accounts: accounts, Sessions: sessions, Audit: al, Mailer: mailer, PublicURL: cfg.PublicURL,
-		VerifyValidity: 24 * time.Hour, ResendEvery: time.Minute, Now: now,
+		VerifyValidity: ss.VerifyLinkValidity.D(), ResendEvery: ss.ResendInterval.D(), Now: now, Notify: notifier, Tokens: tokens,
+		RevealUnknown: ss.RevealUnknownAccounts, QuestionMaxFailures: ss.QuestionMaxFailures, QuestionLock: ss.QuestionLock.D(),
 		PasswordTries: throttle.Backoff{DB: db, Prefix: "pwchange:", Free: lc.AccountFreeFailures, Max: lc.AccountMaxDelay.D(), Window: window},
 	}).Register(mux)
 	mux.Handle("GET /static/", web.Static())

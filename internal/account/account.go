@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"campusid/internal/audit"
+	"campusid/internal/notify"
 	"campusid/internal/store"
+	"campusid/internal/web"
 )
 
 // Service is the account domain over the store.
@@ -22,6 +24,8 @@ type Service struct {
 	Policy Policy
 	Audit  *audit.Log
 	Now    func() time.Time
+	// Notify, when set, tells the owner about password changes.
+	Notify *notify.Notifier
 }
 
 // InputError is bad input from a person or an operator, with a message key
@@ -226,8 +230,14 @@ func (s *Service) SetPassword(ctx context.Context, accountID, password, actor, k
 				return err
 			}
 		}
-		return s.Audit.Record(ctx, tx, store.AuditEvent{Type: "password.change", AccountID: accountID, Actor: actor,
-			Details: map[string]string{"sessions_ended": fmt.Sprint(ended)}})
+		if err := s.Audit.Record(ctx, tx, store.AuditEvent{Type: "password.change", AccountID: accountID, Actor: actor,
+			Details: map[string]string{"sessions_ended": fmt.Sprint(ended)}}); err != nil {
+			return err
+		}
+		if s.Notify == nil {
+			return nil
+		}
+		return s.Notify.Send(ctx, tx, a, notify.PasswordChanged, web.Info(ctx).Lang, nil)
 	})
 }
 

@@ -26,6 +26,8 @@ import (
 
 	"campusid/internal/account"
 	"campusid/internal/audit"
+	"campusid/internal/notify"
+	"campusid/internal/onetime"
 	"campusid/internal/session"
 	"campusid/internal/store"
 	"campusid/internal/throttle"
@@ -40,19 +42,27 @@ const (
 
 // Handler serves the sign-in and sign-out pages.
 type Handler struct {
-	App            *web.App
-	DB             *store.DB
-	Accounts       *account.Service
-	Sessions       *session.Manager
-	Audit          *audit.Log
-	RevealUnknown  bool
-	FlowLifetime   time.Duration
-	PerAccount     throttle.Backoff
-	PerClient      throttle.Backoff
-	Lookups        throttle.Backoff // unknown identifiers per client address
-	MinFailureTime time.Duration
-	Now            func() time.Time
-	SignIns        *prometheus.CounterVec // by result
+	App             *web.App
+	DB              *store.DB
+	Accounts        *account.Service
+	Sessions        *session.Manager
+	Audit           *audit.Log
+	RevealUnknown   bool
+	FlowLifetime    time.Duration
+	PerAccount      throttle.Backoff
+	PerClient       throttle.Backoff
+	Lookups         throttle.Backoff // unknown identifiers per client address
+	MinFailureTime  time.Duration
+	Now             func() time.Time
+	SignIns         *prometheus.CounterVec // by result
+	Notify          *notify.Notifier
+	NotifyNewDevice bool
+	Tokens          *onetime.Issuer
+	LoginCode       bool // offer "email me a code"
+	LoginLink       bool // offer "email me a sign-in link"
+	// Activation steps beyond the proof and the password.
+	ActivationQuestion      bool // choose a secret question
+	ActivationPersonalEmail bool // add a personal address, verified by a code
 }
 
 // NewSignInCounter is the sign-ins metric, registered in reg.

@@ -162,23 +162,5 @@ func (h *Handler) submitPassword(w http.ResponseWriter, r *http.Request) error {
 		return again(http.StatusUnauthorized, msg)
 	}
 
-	// A reference signs in once, even when two submissions race.
-	if err := h.DB.AdvanceLoginFlow(ctx, f.ID, StatePassword, StateDone); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return web.Redirect(w, r, loginURL("", url.Values{"expired": {"1"}}))
-		}
-		return err
-	}
-	h.PerAccount.Reset(ctx, a.ID)
-	if cur := session.FromContext(ctx); cur != nil {
-		h.Sessions.End(ctx, w, cur) // a new sign-in replaces the browser's old session
-	}
-	s, err := h.Sessions.Start(ctx, w, a.ID, "pwd", remember)
-	if err != nil {
-		return err
-	}
-	h.count("success")
-	h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.success", AccountID: a.ID,
-		Details: map[string]string{"method": "pwd", "remember": fmt.Sprint(remember), "session_id": s.ID}})
-	return web.Redirect(w, r, orAccount(f.ReturnTo))
+	return h.complete(w, r, f, a, "pwd", remember)
 }

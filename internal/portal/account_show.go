@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"campusid/internal/notify"
 	"campusid/internal/session"
 	"campusid/internal/store"
 	"campusid/internal/web"
@@ -68,7 +69,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, cur *session.Cu
 		if !s.Remember && h.Now().Sub(s.LastSeenAt) >= h.Sessions.IdleTimeout {
 			continue // idle: already over
 		}
-		d.Sessions = append(d.Sessions, sessionView{ID: s.ID, Device: describeDevice(l, s.UserAgent), IP: s.IP,
+		d.Sessions = append(d.Sessions, sessionView{ID: s.ID, Device: notify.Device(l, s.UserAgent), IP: s.IP,
 			LastSeen: s.LastSeenAt, Created: s.CreatedAt, Current: s.ID == cur.Session.ID, Remember: s.Remember})
 		if s.ID != cur.Session.ID {
 			d.Others++

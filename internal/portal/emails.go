@@ -8,6 +8,7 @@ import (
 	"net/url"
 
 	"campusid/internal/account"
+	"campusid/internal/notify"
 	"campusid/internal/session"
 	"campusid/internal/store"
 	"campusid/internal/web"
@@ -38,8 +39,11 @@ func (h *Handler) addEmail(w http.ResponseWriter, r *http.Request, cur *session.
 		if err := h.sendVerification(r, tx, cur.Account, e); err != nil {
 			return err
 		}
-		return h.Audit.Record(ctx, tx, store.AuditEvent{Type: "email.add", AccountID: cur.Account.ID,
-			Details: map[string]string{"email_id": e.ID, "kind": kind}})
+		if err := h.Audit.Record(ctx, tx, store.AuditEvent{Type: "email.add", AccountID: cur.Account.ID,
+			Details: map[string]string{"email_id": e.ID, "kind": kind}}); err != nil {
+			return err
+		}
+		return h.Notify.Send(ctx, tx, cur.Account, notify.EmailAdded, web.Info(ctx).Lang, map[string]any{"Address": addr})
 	})
 	if errors.Is(err, store.ErrConflict) {
 		// Same words whether the address is this account's or another's.

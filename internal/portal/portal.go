@@ -12,6 +12,8 @@ import (
 	"campusid/internal/account"
 	"campusid/internal/audit"
 	"campusid/internal/i18n"
+	"campusid/internal/notify"
+	"campusid/internal/onetime"
 	"campusid/internal/outbox"
 	"campusid/internal/session"
 	"campusid/internal/store"
@@ -32,6 +34,13 @@ type Handler struct {
 	ResendEvery    time.Duration // at most one message per purpose and account in this time
 	PasswordTries  throttle.Backoff
 	Now            func() time.Time
+	Notify         *notify.Notifier
+	Tokens         *onetime.Issuer
+	// RevealUnknown says "no account uses this address" on /recover and
+	// /whoami; by default both answer the same whether or not it exists.
+	RevealUnknown       bool
+	QuestionMaxFailures int
+	QuestionLock        time.Duration
 }
 
 // Register adds the routes.
@@ -124,52 +133,6 @@ func stateOf(submitted, bad bool) string {
 		return "ko"
 	}
 	return "ok"
-}
-
-func describeDevice(l i18n.Localizer, ua string) string {
-	browser, os := "", ""
-	switch {
-	case strings.Contains(ua, "Edg/"):
-		browser = "Edge"
-	case strings.Contains(ua, "OPR/"):
-		browser = "Opera"
-	case strings.Contains(ua, "Firefox/"):
-		browser = "Firefox"
-	case strings.Contains(ua, "Chromium/"):
-		browser = "Chromium"
-	case strings.Contains(ua, "Chrome/"):
-		browser = "Chrome"
-	case strings.Contains(ua, "Safari/"):
-		browser = "Safari"
-	}
-	switch {
-	case strings.Contains(ua, "Android"):
-		os = "Android"
-	case strings.Contains(ua, "iPhone"), strings.Contains(ua, "iPad"):
-		os = "iOS"
-	case strings.Contains(ua, "Windows"):
-		os = "Windows"
-	case strings.Contains(ua, "Mac OS X"), strings.Contains(ua, "Macintosh"):
-		os = "macOS"
-	case strings.Contains(ua, "CrOS"):
-		os = "ChromeOS"
-	case strings.Contains(ua, "Linux"):
-		os = "Linux"
-	}
-	switch {
-	case browser != "" && os != "":
-		return l.T("account.device", browser, os)
-	case browser != "":
-		return browser
-	case os != "":
-		return os
-	case ua != "":
-		if len(ua) > 60 {
-			ua = ua[:60] + "…"
-		}
-		return ua
-	}
-	return l.T("account.device_unknown")
 }
 
 func humanDuration(l i18n.Localizer, d time.Duration) string {
