@@ -72,7 +72,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx = web.WithInfo(ctx, &web.RequestInfo{RequestID: "cli", UserAgent: "campusid-cli", Lang: "en"})
+	ctx = web.WithInfo(ctx, &web.RequestInfo{RequestID: "cli", UserAgent: "campusid-cli", Lang: cfg.DefaultLanguage})
 	one := func() (store.Account, error) {
 		if len(rest) != 1 {
 			return store.Account{}, usageError{"want exactly one account: its id, identifier or an address"}
