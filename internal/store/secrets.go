@@ -72,18 +72,17 @@ func (db *DB) SecretAnswerSucceeded(ctx context.Context, accountID string) error
 // whether the device was new and whether the account had any device before.
 func (db *DB) SeeDevice(ctx context.Context, accountID, deviceHash string, now time.Time) (isNew, hadOthers bool, err error) {
 	err = db.InTx(ctx, func(tx *DB) error {
-		var n int
-		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM known_devices WHERE account_id = ?`, accountID).Scan(&n); err != nil {
+		var total, this int
+		if err := tx.queryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN device_hash = ? THEN 1 ELSE 0 END), 0)
+			FROM known_devices WHERE account_id = ?`, deviceHash, accountID).Scan(&total, &this); err != nil {
 			return err
 		}
-		var first int64
-		if err := tx.queryRow(ctx, `INSERT INTO known_devices (account_id, device_hash, first_seen, last_seen) VALUES (?, ?, ?, ?)
-			ON CONFLICT (account_id, device_hash) DO UPDATE SET last_seen = excluded.last_seen
-			RETURNING first_seen`, accountID, deviceHash, ms(now), ms(now)).Scan(&first); err != nil {
+		if _, err := tx.exec(ctx, `INSERT INTO known_devices (account_id, device_hash, first_seen, last_seen) VALUES (?, ?, ?, ?)
+			ON CONFLICT (account_id, device_hash) DO UPDATE SET last_seen = excluded.last_seen`,
+			accountID, deviceHash, ms(now), ms(now)); err != nil {
 			return err
 		}
-		isNew = first == ms(now)
-		hadOthers = n > 0 && (n > 1 || !isNew)
+		isNew, hadOthers = this == 0, total-this > 0
 		return nil
 	})
 	return isNew, hadOthers, err
