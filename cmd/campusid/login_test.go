@@ -212,8 +212,7 @@ func TestSignInMessages(t *testing.T) {
 			{"unknown account", "fr", "personne@univ.example", "", http.StatusUnprocessableEntity, "Aucun compte ne correspond"},
 			{"unknown account in English", "en", "personne@univ.example", "", http.StatusUnprocessableEntity, "No account matches"},
 			{"empty", "fr", "   ", "", http.StatusUnprocessableEntity, "Saisissez votre adresse email ou votre identifiant"},
-			{"provisioned", "fr", "paul.nouveau@univ.example", "", http.StatusForbidden, "pas encore activé"},
-			{"provisioned in English", "en", "pnouveau", "", http.StatusForbidden, "must be activated"},
+			// A provisioned account goes on to its activation: TestActivationEntry (activate_test.go).
 			{"disabled", "fr", "dora.ferme@univ.example", "", http.StatusForbidden, "Ce compte est désactivé"},
 			{"disabled in English", "en", "dferme", "", http.StatusForbidden, "This account is disabled"},
 		} {

@@ -145,6 +145,12 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 		VerifyValidity: ss.VerifyLinkValidity.D(), ResendEvery: ss.ResendInterval.D(), Now: now, Notify: notifier, Tokens: tokens,
 		RevealUnknown: ss.RevealUnknownAccounts, QuestionMaxFailures: ss.QuestionMaxFailures, QuestionLock: ss.QuestionLock.D(),
 		PasswordTries: throttle.Backoff{DB: db, Prefix: "pwchange:", Free: lc.AccountFreeFailures, Max: lc.AccountMaxDelay.D(), Window: window},
+		AnswerTries:   throttle.Backoff{DB: db, Prefix: "answer:ip:", Free: 2 * ss.QuestionMaxFailures, Max: lc.ClientMaxDelay.D(), Window: ss.QuestionLock.D()},
+
+		// Wrong reset codes: per client address as for passwords; per account two
+		// codes' worth, then delays up to 15 minutes (about 20 guesses an hour at most).
+		CodeGuessesClient:  throttle.Backoff{DB: db, Prefix: "recover:code:ip:", Free: lc.ClientFreeFailures, Max: lc.ClientMaxDelay.D(), Window: window},
+		CodeGuessesAccount: throttle.Backoff{DB: db, Prefix: "recover:code:", Free: 2 * ss.CodeMaxTries, Max: 15 * time.Minute, Window: time.Hour},
 	}).Register(mux)
 	mux.Handle("GET /static/", web.Static())
 	mux.Handle("GET /lang/{lang}", web.LangSwitch(cfg.Secure()))

@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"campusid/internal/account"
+	"campusid/internal/audit"
+	"campusid/internal/config"
+	"campusid/internal/onetime"
+	"campusid/internal/portal"
 	"campusid/internal/store"
 	"campusid/internal/web"
 )
@@ -25,7 +29,12 @@ const userAbout = `Manage accounts.
   user disable ID|IDENTIFIER|EMAIL     (also ends its sessions)
   user enable ID|IDENTIFIER|EMAIL
   user set-password ID|IDENTIFIER|EMAIL --password-stdin [--keep-sessions]
-      Read the new password from the first line of standard input; it must meet the policy.`
+      Read the new password from the first line of standard input; it must meet the policy.
+  user send-reset ID|IDENTIFIER|EMAIL [--code]
+      Send a password reset link (valid self_service.reset_link_validity) to the account's
+      primary verified address; temporary accounts included, which have no self-service
+      reset. With --code, send a code instead and print the page where the person types it
+      (give them that address by another channel). Prints where the message went.`
 
 type stringList []string
 
@@ -33,7 +42,7 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runUser(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "user", "user <add|list|show|disable|enable|set-password> [flags]", userAbout)
+	fs := flagSet(e, "user", "user <add|list|show|disable|enable|set-password|send-reset> [flags]", userAbout)
 	path := fs.String("config", "", "configuration file (YAML)")
 	var emails stringList
 	fs.Var(&emails, "email", "institutional email address (add; repeat for several)")
@@ -47,6 +56,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 	until := fs.String("temporary-until", "", "end date YYYY-MM-DD of a temporary account (add)")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from standard input (add, set-password)")
 	keep := fs.Bool("keep-sessions", false, "do not end the account's sessions (set-password)")
+	code := fs.Bool("code", false, "send a code and print the page to type it in, instead of a link (send-reset)")
 	search := fs.String("search", "", "part of an identifier, name or address (list)")
 	state := fs.String("state", "", "only accounts in this state (list)")
 	limit := fs.Int("limit", 100, "how many accounts at most (list)")
@@ -55,7 +65,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if len(pos) == 0 {
-		return usageError{"missing subcommand: add, list, show, disable, enable or set-password"}
+		return usageError{"missing subcommand: add, list, show, disable, enable, set-password or send-reset"}
 	}
 	sub, rest := pos[0], pos[1:]
 	cfg, err := loadConfig(e, *path)
@@ -68,7 +78,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	accounts, _, err := newAccounts(cfg, db, log, e.now)
+	accounts, al, err := newAccounts(cfg, db, log, e.now)
 	if err != nil {
 		return err
 	}
@@ -160,8 +170,49 @@ func runUser(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "password of %s changed\n", a.Identifier)
 		return nil
+	case "send-reset":
+		a, err := one()
+		if err != nil {
+			return err
+		}
+		return sendReset(ctx, e.stdout, cfg, db, accounts, al, a, *code, e.now)
 	}
 	return usageError{fmt.Sprintf("unknown subcommand %q", sub)}
+}
+
+// sendReset sends an administrator's reset link or code (see portal.SendAdminReset).
+func sendReset(ctx context.Context, w io.Writer, cfg config.Config, db *store.DB, accounts *account.Service, al *audit.Log,
+	a store.Account, code bool, now func() time.Time) error {
+	ss := cfg.SelfService
+	tokens := &onetime.Issuer{DB: db, Mailer: accounts.Notify.Mailer, PublicURL: cfg.PublicURL, Now: now,
+		ResendInterval: ss.ResendInterval.D(), MaxCodeTries: ss.CodeMaxTries,
+		Validity: map[string]time.Duration{store.TokenCode: ss.CodeValidity.D(), store.PurposeResetLink: ss.ResetLinkValidity.D()}}
+	sent, err := portal.SendAdminReset(ctx, tokens, al, a, code, "cli")
+	var soon onetime.ErrTooSoon
+	if errors.As(err, &soon) {
+		return fmt.Errorf("a reset message left for %s less than %s ago; try again in %s", a.Identifier, ss.ResendInterval.D(), soon.Wait.Round(time.Second))
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", a.Identifier, err)
+	}
+	if code {
+		fmt.Fprintf(w, "reset code for %s sent to %s (valid %s)\nthe person types it at: %s\n", a.Identifier, sent.To, shortDuration(sent.Validity), sent.CodeURL)
+		return nil
+	}
+	fmt.Fprintf(w, "reset link for %s sent to %s (valid %s)\n", a.Identifier, sent.To, shortDuration(sent.Validity))
+	return nil
+}
+
+// shortDuration says 1h or 3m rather than 1h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func findAccount(ctx context.Context, db *store.DB, ref string) (store.Account, error) {

@@ -70,7 +70,10 @@ func (h *Handler) submitIdentify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if a.ID != "" {
-		if problem := account.SignInProblem(a, now); problem != "" {
+		if problem := account.SignInProblem(a, now); problem == "provisioned" {
+			// Not activated yet: the activation leads the way (activate.go).
+			return h.startActivation(w, r, a, login, returnTo, "login")
+		} else if problem != "" {
 			h.count(problem)
 			h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.refused", AccountID: a.ID, Details: map[string]string{"reason": problem}})
 			return again(http.StatusForbidden, problemMessage(l, a, problem))
@@ -79,6 +82,7 @@ func (h *Handler) submitIdentify(w http.ResponseWriter, r *http.Request) error {
 	ref := session.NewToken()
 	f := store.LoginFlow{ID: session.HashToken(ref), AccountID: a.ID, Identifier: login, ReturnTo: returnTo,
 		State: StatePassword, CreatedAt: now, ExpiresAt: now.Add(h.FlowLifetime)}
+	f.BrowserHash = h.bindLoginBrowser(w, r) // see link.go
 	if err := h.DB.CreateLoginFlow(ctx, &f); err != nil {
 		return err
 	}

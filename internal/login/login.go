@@ -3,7 +3,8 @@
 //	GET /login ──(session live)──────────────────────────▶ return_to
 //	     │ POST /login {login}
 //	     ▼
-//	identify ──unknown / disabled / expired / provisioned──▶ same page, message
+//	identify ──unknown / disabled / expired──▶ same page, message
+//	     │ ──provisioned──▶ activation (activate.go)
 //	     │ flow created (state "password"), browser holds its reference
 //	     ▼
 //	GET /login/password?req=R ── POST {password, remember} ──wrong──▶ same page (delays grow)
@@ -80,6 +81,14 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /login", h.App.Handle(h.submitIdentify))
 	mux.Handle("GET /login/password", h.App.Handle(h.showPassword))
 	mux.Handle("POST /login/password", h.App.Handle(h.submitPassword))
+	mux.Handle("POST /login/code/send", h.App.Handle(h.sendLoginCode))
+	mux.Handle("GET /login/code", h.App.Handle(h.showLoginCode))
+	mux.Handle("POST /login/code", h.App.Handle(h.submitLoginCode))
+	mux.Handle("POST /login/link/send", h.App.Handle(h.sendLoginLink))
+	mux.Handle("GET /login/link/sent", h.App.Handle(h.showLoginLinkSent))
+	mux.Handle("GET /login/link", h.App.Handle(h.showLoginLink))
+	mux.Handle("POST /login/link", h.App.Handle(h.submitLoginLink))
+	h.registerActivation(mux) // /activate... (activate.go)
 	mux.Handle("GET /logout", h.App.Handle(h.showLogout))
 	mux.Handle("POST /logout", h.App.Handle(h.submitLogout))
 }

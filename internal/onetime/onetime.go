@@ -172,7 +172,11 @@ func (i *Issuer) enqueue(ctx context.Context, tx *store.DB, m Message, data map[
 		tmpl = m.Purpose
 	}
 	if clientIP != "" {
-		if err := i.PerClient.Fail(ctx, clientIP, i.Now()); err != nil {
+		// Counted through tx: on SQLite a write outside the open
+		// transaction would wait for its lock until the busy timeout.
+		pc := i.PerClient
+		pc.DB = tx
+		if err := pc.Fail(ctx, clientIP, i.Now()); err != nil {
 			return err
 		}
 	}

@@ -22,6 +22,7 @@ type accountData struct {
 	EmailError    string
 	PasswordError string
 	SignOutOthers bool
+	Question      questionView // the secret question's section (question.go)
 }
 
 type emailView struct {
@@ -76,6 +77,9 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, cur *session.Cu
 		}
 	}
 	d.Account = cur.Account
+	if err := h.loadQuestion(ctx, l, cur.Account.ID, &d.Question); err != nil {
+		return err
+	}
 	if d.Policy.ID == "" {
 		d.Policy = h.policyView(l, nil, false)
 	}

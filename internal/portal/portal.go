@@ -41,6 +41,10 @@ type Handler struct {
 	RevealUnknown       bool
 	QuestionMaxFailures int
 	QuestionLock        time.Duration
+	AnswerTries         throttle.Backoff // wrong secret answers per client address, over every account
+	// Wrong password reset codes per client address and per account.
+	CodeGuessesClient  throttle.Backoff
+	CodeGuessesAccount throttle.Backoff
 }
 
 // Register adds the routes.
@@ -55,6 +59,14 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /account/sessions/revoke-others", h.signedIn(h.revokeOthers))
 	mux.Handle("GET /verify", h.App.Handle(h.showVerify))
 	mux.Handle("POST /verify", h.App.Handle(h.submitVerify))
+	h.registerRecover(mux) // /recover, /recover/link, /recover/code, /recover/password, /whoami
+	mux.Handle("POST /account/question", h.signedIn(h.setQuestion))
+	mux.Handle("GET /recover/question", h.App.Handle(h.showQuestionRecover))
+	mux.Handle("POST /recover/question", h.App.Handle(h.submitQuestionRecover))
+	mux.Handle("GET /recover/question/answer", h.App.Handle(h.showQuestionAnswer))
+	mux.Handle("POST /recover/question/answer", h.App.Handle(h.submitQuestionAnswer))
+	mux.Handle("GET /recover/question/password", h.App.Handle(h.showQuestionPassword))
+	mux.Handle("POST /recover/question/password", h.App.Handle(h.submitQuestionPassword))
 }
 
 type signedInFunc func(w http.ResponseWriter, r *http.Request, cur *session.Current) error
@@ -80,6 +92,7 @@ var notices = map[string]string{
 	"email_removed": "account.done_email_removed", "primary": "account.done_primary",
 	"resent": "account.done_resent", "session_ended": "account.done_session_ended",
 	"others_ended": "account.done_others_ended",
+	"activated":    "activate.done", // the end of an activation (login/activate.go)
 }
 
 func done(w http.ResponseWriter, r *http.Request, what, anchor string) error {

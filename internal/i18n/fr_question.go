@@ -1,0 +1,77 @@
+package i18n
+
+// Secret question: the account page's section and recovery by secret
+// question (/recover/question).
+func init() {
+	register("fr", map[string]string{
+		// The suggested questions; recovery also shows one of them, in the
+		// default language, for an identifier that has no question.
+		"question.suggest_1": "Quel est le nom de votre premier animal de compagnie ?",
+		"question.suggest_2": "Dans quelle rue habitiez-vous à 10 ans ?",
+		"question.suggest_3": "Quel est le nom de votre école primaire ?",
+		"question.suggest_4": "Dans quelle ville vos parents se sont-ils rencontrés ?",
+
+		// Account page.
+		"question.section":            "Question secrète",
+		"question.intro":              "Elle vous permet de choisir un nouveau mot de passe si vous l'oubliez, même sans accès à vos adresses email.",
+		"question.yours":              "Votre question",
+		"question.set_on":             "choisie le %s",
+		"question.none":               "Vous n'avez pas encore de question secrète.",
+		"question.locked_until":       "Trop de mauvaises réponses ont été données : la réinitialisation par question secrète est bloquée jusqu'au %s. Changer la question la débloque.",
+		"question.question_label":     "Question",
+		"question.question_hint":      "Une question dont vous seul·e connaissez la réponse et dont la réponse ne changera pas. Choisissez une des suggestions ou écrivez la vôtre.",
+		"question.suggestions":        "Suggestions",
+		"question.answer_label":       "Réponse",
+		"question.answer_hint":        "Au moins 3 lettres ou chiffres. Les majuscules, les accents, les espaces, les tirets et la ponctuation ne comptent pas : « Rue Saint-Jean » et « rue saint jean » sont la même réponse.",
+		"question.password_label":     "Mot de passe actuel",
+		"question.password_hint":      "Pour confirmer que c'est bien vous.",
+		"question.set_button":         "Enregistrer la question",
+		"question.change_button":      "Changer la question",
+		"question.question_invalid":   "Écrivez une question de 1 à 200 caractères.",
+		"question.answer_invalid":     "La réponse doit compter au moins 3 lettres ou chiffres (200 caractères au plus).",
+		"question.answer_in_question": "La réponse ne doit pas figurer dans la question.",
+		"question.password_required":  "Saisissez votre mot de passe actuel.",
+		"question.done":               "Votre question secrète est enregistrée. Un message le confirme à vos adresses vérifiées.",
+
+		// Recovery by secret question.
+		"recoverq.title":               "Mot de passe oublié : question secrète",
+		"recoverq.intro":               "Répondez à la question secrète que vous avez choisie, puis choisissez un nouveau mot de passe.",
+		"recoverq.login_label":         "Identifiant ou adresse email",
+		"recoverq.login_hint":          "Votre identifiant (par exemple jdupont) ou l'une de vos adresses email vérifiées.",
+		"recoverq.continue":            "Continuer",
+		"recoverq.login_required":      "Saisissez votre identifiant ou votre adresse email.",
+		"recoverq.whoami":              "Identifiant oublié ? Retrouvez-le",
+		"recoverq.by_email":            "Recevoir plutôt un lien de réinitialisation par email",
+		"recoverq.temporary_note":      "Les comptes temporaires ne peuvent pas réinitialiser leur mot de passe eux-mêmes : ils contactent le support.",
+		"recoverq.expired":             "Cette demande a expiré ou a déjà servi. Recommencez, s'il vous plaît.",
+		"recoverq.answer_title":        "Votre question secrète",
+		"recoverq.for":                 "Compte :",
+		"recoverq.other_login":         "Ce n'est pas vous ?",
+		"recoverq.question":            "Question",
+		"recoverq.answer_label":        "Votre réponse",
+		"recoverq.answer_hint":         "Les majuscules, les accents, les espaces, les tirets et la ponctuation ne comptent pas.",
+		"recoverq.check":               "Vérifier ma réponse",
+		"recoverq.answer_required":     "Saisissez votre réponse.",
+		"recoverq.wrong":               "Cette réponse ne correspond pas. Encore %d essais, puis cette méthode sera bloquée pendant %s.",
+		"recoverq.wrong_last":          "Cette réponse ne correspond pas. Dernier essai : après, cette méthode sera bloquée pendant %s.",
+		"recoverq.too_many":            "Trop de réponses envoyées depuis votre réseau. Patientez %s avant de réessayer.",
+		"recoverq.locked_title":        "Question secrète bloquée",
+		"recoverq.locked":              "Trop de mauvaises réponses ont été données : la réinitialisation par question secrète est bloquée jusqu'au %s.",
+		"recoverq.locked_email":        "Vous pouvez dès maintenant réinitialiser votre mot de passe par email :",
+		"recoverq.locked_email_link":   "recevoir un lien par email",
+		"recoverq.password_title":      "Nouveau mot de passe",
+		"recoverq.password_intro":      "Réponse correcte. Choisissez votre nouveau mot de passe : toutes vos sessions ouvertes seront fermées et vous serez connecté·e ici.",
+		"recoverq.new_password":        "Nouveau mot de passe",
+		"recoverq.confirm_password":    "Confirmez le nouveau mot de passe",
+		"recoverq.set_password":        "Enregistrer et me connecter",
+		"recoverq.password_refused":    "Le nouveau mot de passe ne respecte pas toutes les règles ci-dessous.",
+		"recoverq.refused_title":       "Réinitialisation impossible",
+		"recoverq.refused_temporary":   "Votre réponse est correcte, mais un compte temporaire ne peut pas réinitialiser son mot de passe lui-même.",
+		"recoverq.refused_disabled":    "Votre réponse est correcte, mais ce compte est désactivé.",
+		"recoverq.refused_provisioned": "Votre réponse est correcte, mais ce compte n'est pas encore activé : activez-le depuis la page de connexion.",
+		"recoverq.contact_support":     "Contactez le support, qui pourra vous envoyer un lien de réinitialisation :",
+		"recoverq.contact_support_any": "Contactez le support de votre établissement, qui pourra vous envoyer un lien de réinitialisation.",
+		"recoverq.to_login":            "Aller à la page de connexion",
+		"recoverq.done":                "Votre mot de passe a été changé et vous êtes connecté·e. Vos autres sessions ont été fermées.",
+	})
+}
