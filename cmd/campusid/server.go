@@ -76,6 +76,20 @@ func newAccounts(cfg config.Config, db *store.DB, log *slog.Logger, now func() t
 	return &account.Service{DB: db, Hasher: hasher, Policy: policy, Audit: al, Now: now, Notify: notifier}, al, nil
 }
 
+// newTokens is the issuer of one-time links and codes.
+func newTokens(cfg config.Config, db *store.DB, mailer *outbox.Mailer, now func() time.Time) *onetime.Issuer {
+	ss := cfg.SelfService
+	return &onetime.Issuer{DB: db, Mailer: mailer, PublicURL: cfg.PublicURL, Now: now,
+		ResendInterval: ss.ResendInterval.D(), MaxCodeTries: ss.CodeMaxTries,
+		Validity: map[string]time.Duration{
+			store.TokenCode: ss.CodeValidity.D(), store.PurposeLoginLink: ss.LoginLinkValidity.D(),
+			store.PurposeActivation: ss.ActivationLinkValidity.D(), store.PurposeResetLink: ss.ResetLinkValidity.D(),
+			store.PurposeVerifyEmail: ss.VerifyLinkValidity.D(),
+		},
+		PerClient: throttle.Backoff{DB: db, Prefix: "send:ip:", Free: ss.SendsPerClient, Max: 10 * time.Minute, Window: ss.SendWindow.D()},
+	}
+}
+
 func newMailer(cfg config.Config, now func() time.Time) (*outbox.Mailer, error) {
 	return outbox.NewMailer(outbox.SiteInfo{Name: "campusid", PublicURL: cfg.PublicURL, SupportEmail: cfg.Support.Email}, now)
 }
@@ -119,15 +133,7 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 		RetryMax: cfg.Mail.RetryMax.D(), MaxAge: cfg.Mail.MaxAge.D(), Wake: wake}
 
 	ss := cfg.SelfService
-	tokens := &onetime.Issuer{DB: db, Mailer: mailer, PublicURL: cfg.PublicURL, Now: now,
-		ResendInterval: ss.ResendInterval.D(), MaxCodeTries: ss.CodeMaxTries,
-		Validity: map[string]time.Duration{
-			store.TokenCode: ss.CodeValidity.D(), store.PurposeLoginLink: ss.LoginLinkValidity.D(),
-			store.PurposeActivation: ss.ActivationLinkValidity.D(), store.PurposeResetLink: ss.ResetLinkValidity.D(),
-			store.PurposeVerifyEmail: ss.VerifyLinkValidity.D(),
-		},
-		PerClient: throttle.Backoff{DB: db, Prefix: "send:ip:", Free: ss.SendsPerClient, Max: 10 * time.Minute, Window: ss.SendWindow.D()},
-	}
+	tokens := newTokens(cfg, db, mailer, now)
 
 	mux := http.NewServeMux()
 	(&login.Handler{

@@ -184,9 +184,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 func sendReset(ctx context.Context, w io.Writer, cfg config.Config, db *store.DB, accounts *account.Service, al *audit.Log,
 	a store.Account, code bool, now func() time.Time) error {
 	ss := cfg.SelfService
-	tokens := &onetime.Issuer{DB: db, Mailer: accounts.Notify.Mailer, PublicURL: cfg.PublicURL, Now: now,
-		ResendInterval: ss.ResendInterval.D(), MaxCodeTries: ss.CodeMaxTries,
-		Validity: map[string]time.Duration{store.TokenCode: ss.CodeValidity.D(), store.PurposeResetLink: ss.ResetLinkValidity.D()}}
+	tokens := newTokens(cfg, db, accounts.Notify.Mailer, now)
 	sent, err := portal.SendAdminReset(ctx, tokens, al, a, code, "cli")
 	var soon onetime.ErrTooSoon
 	if errors.As(err, &soon) {

@@ -480,7 +480,7 @@ func (h *Handler) submitActivate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	} else if wait > 0 {
 		secs := int(math.Ceil(wait.Seconds()))
-		w.Header().Set("Retry-After", fmt.Sprint(secs))
+		web.RetryAfter(w, wait)
 		return again(http.StatusTooManyRequests, activateData{Error: l.T("login.too_many", l.Seconds(secs))})
 	}
 	a, err := h.DB.AccountByLogin(ctx, login)
@@ -529,24 +529,8 @@ func (h *Handler) startActivation(w http.ResponseWriter, r *http.Request, a stor
 	return web.Redirect(w, r, "/activate/proof?req="+url.QueryEscape(ref))
 }
 
-// maskEmail shows enough of an address to recognise it: j•••@univ.example.
-func maskEmail(addr string) string {
-	at := strings.LastIndex(addr, "@")
-	if at <= 0 {
-		return "•••"
-	}
-	first := []rune(addr[:at])[0]
-	return string(first) + "•••" + addr[at:]
-}
-
-// clockTime is a time of day for pages ("14:32").
-func clockTime(t time.Time) string { return t.Local().Format("15:04") }
 
 // waitText says a wait in seconds, rounded up.
 func waitText(l i18n.Localizer, d time.Duration) string {
 	return l.Seconds(int(math.Ceil(d.Seconds())))
-}
-
-func retryAfter(w http.ResponseWriter, d time.Duration) {
-	w.Header().Set("Retry-After", fmt.Sprint(max(int(math.Ceil(d.Seconds())), 1)))
 }

@@ -208,7 +208,7 @@ func (h *Handler) emailLinkPanel(r *http.Request, s *actStep) (methodPanel, bool
 	validity := onetime.Human(l, h.Tokens.Validity[store.PurposeActivation])
 	p := methodPanel{Heading: l.T("activate.method_email_link")}
 	if s.D.SentAt == nil || s.D.Method != emailLinkName {
-		p.Text = []string{l.T("activate.email_link_explain", maskEmail(e.Address), validity)}
+		p.Text = []string{l.T("activate.email_link_explain", web.MaskEmail(e.Address), validity)}
 		p.Button = l.T("activate.email_link_send")
 		return p, true, nil
 	}
@@ -216,10 +216,10 @@ func (h *Handler) emailLinkPanel(r *http.Request, s *actStep) (methodPanel, bool
 	if err != nil {
 		return p, false, err
 	}
-	p.Notice = l.T("activate.email_link_sent", clockTime(*s.D.SentAt), maskEmail(s.D.ProofTo))
+	p.Notice = l.T("activate.email_link_sent", web.ClockTime(*s.D.SentAt), web.MaskEmail(s.D.ProofTo))
 	p.Text = []string{l.T("activate.email_link_wait"), l.T("activate.email_link_validity", validity)}
 	if wait > 0 {
-		p.Text = append(p.Text, l.T("activate.email_link_resend_at", clockTime(h.Now().Add(wait))))
+		p.Text = append(p.Text, l.T("activate.email_link_resend_at", web.ClockTime(h.Now().Add(wait))))
 	} else {
 		p.Text = append(p.Text, l.T("activate.email_link_resend_now"))
 	}
@@ -236,7 +236,7 @@ func (h *Handler) sendActivationLink(w http.ResponseWriter, r *http.Request, s *
 	if wait, err := h.Tokens.ClientWait(ctx, ip); err != nil {
 		return err
 	} else if wait > 0 {
-		retryAfter(w, wait)
+		web.RetryAfter(w, wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "activation.throttled", AccountID: s.A.ID,
 			Details: map[string]string{"what": "send", "limit": "client"}})
 		return h.renderProof(w, r, s, http.StatusTooManyRequests, emailLinkName, l.T("activate.client_wait", waitText(l, wait)))
@@ -269,11 +269,11 @@ func (h *Handler) sendActivationLink(w http.ResponseWriter, r *http.Request, s *
 		if lerr != nil {
 			return lerr
 		}
-		retryAfter(w, soon.Wait)
+		web.RetryAfter(w, soon.Wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "activation.throttled", AccountID: s.A.ID,
 			Details: map[string]string{"what": "send", "limit": "resend_interval"}})
 		return h.renderProof(w, r, s, http.StatusTooManyRequests, emailLinkName,
-			l.T("activate.link_too_soon", clockTime(last), clockTime(now.Add(soon.Wait)), waitText(l, soon.Wait)))
+			l.T("activate.link_too_soon", web.ClockTime(last), web.ClockTime(now.Add(soon.Wait)), waitText(l, soon.Wait)))
 	}
 	if err != nil {
 		return h.moved(w, r, s, err)
@@ -327,7 +327,7 @@ func (h *Handler) submitActivationLink(w http.ResponseWriter, r *http.Request) e
 	if wait, err := h.Lookups.Wait(ctx, ip, now); err != nil {
 		return err
 	} else if wait > 0 {
-		retryAfter(w, wait)
+		web.RetryAfter(w, wait)
 		return h.App.Render(w, r, http.StatusTooManyRequests, "activate_info", web.Page{Title: "activate.link_title",
 			Data: actInfoData{Text: l.T("activate.throttled", waitText(l, wait))}})
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"campusid/internal/account"
-	"campusid/internal/i18n"
 	"campusid/internal/onetime"
 	"campusid/internal/store"
 	"campusid/internal/web"
@@ -27,7 +26,7 @@ func (h *Handler) renderActPassword(w http.ResponseWriter, r *http.Request, s *a
 	d.actPage = h.actPage(s.L, s)
 	d.Name, d.Identifier = s.A.DisplayName, s.A.Identifier
 	if d.Policy.ID == "" {
-		d.Policy = h.policyView(s.L, nil, false)
+		d.Policy = h.Accounts.Policy.View(s.L, nil, false)
 	}
 	return h.App.Render(w, r, status, "activate_password", web.Page{Title: "activate.password_title", Data: d})
 }
@@ -56,7 +55,7 @@ func (h *Handler) submitActPassword(w http.ResponseWriter, r *http.Request, s *a
 		v = append(v, account.Violation{Code: "match"})
 	}
 	if len(v) > 0 {
-		d := actPasswordData{Error: l.T("activate.password_refused"), Policy: h.policyView(l, v, true)}
+		d := actPasswordData{Error: l.T("activate.password_refused"), Policy: h.Accounts.Policy.View(l, v, true)}
 		if len(v) == 1 && v[0].Code == "match" {
 			d.Error, d.Mismatch = l.T("activate.password_mismatch"), true
 		}
@@ -69,45 +68,6 @@ func (h *Handler) submitActPassword(w http.ResponseWriter, r *http.Request, s *a
 	s.D.PasswordHash = hash
 	h.Audit.Record(ctx, nil, store.AuditEvent{Type: "activation.password_chosen", AccountID: s.A.ID})
 	return h.advance(w, r, s)
-}
-
-// policyView is the checklist of the password policy (the same as on the
-// account page), with each rule's state after a refused submission.
-func (h *Handler) policyView(l i18n.Localizer, violations []account.Violation, submitted bool) web.PolicyView {
-	bad := map[string]bool{}
-	for _, v := range violations {
-		bad[v.Code] = true
-	}
-	if bad[account.ViolationPersonal] {
-		bad[account.RuleCommon] = true
-	}
-	state := func(code string) string {
-		switch {
-		case !submitted:
-			return ""
-		case bad[code]:
-			return "ko"
-		}
-		return "ok"
-	}
-	v := web.PolicyView{ID: "policy-rules", OK: l.T("policy.ok"), KO: l.T("policy.ko")}
-	for _, r := range h.Accounts.Policy.Rules() {
-		pr := web.PolicyRule{Code: r.Code, Min: r.Min, Max: r.Max, Chars: r.Chars, State: state(r.Code),
-			Normalize: h.Accounts.Policy.Preset == account.PresetNIST && r.Code == account.RuleLength}
-		switch r.Code {
-		case account.RuleLength:
-			pr.Text = l.T("policy.length", r.Min, r.Max)
-		case account.RuleSpecial:
-			pr.Text = l.T("policy.special", strings.Join(strings.Split(r.Chars, ""), " "))
-		default:
-			pr.Text = l.T("policy." + r.Code)
-		}
-		if r.Code == account.RuleCommon { // the confirmation comes before "common"
-			v.Rules = append(v.Rules, web.PolicyRule{Code: "match", Text: l.T("policy.match"), State: state("match")})
-		}
-		v.Rules = append(v.Rules, pr)
-	}
-	return v
 }
 
 // ---------------------------------------------------------------- secret question
@@ -240,7 +200,7 @@ func (h *Handler) sendFlowCode(w http.ResponseWriter, r *http.Request, s *actSte
 	if wait, err := h.Tokens.ClientWait(ctx, ip); err != nil {
 		return 0, "", err
 	} else if wait > 0 {
-		retryAfter(w, wait)
+		web.RetryAfter(w, wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "activation.throttled", AccountID: s.A.ID,
 			Details: map[string]string{"what": "code_send", "limit": "client"}})
 		return http.StatusTooManyRequests, l.T("activate.client_wait", waitText(l, wait)), nil
@@ -270,10 +230,10 @@ func (h *Handler) sendFlowCode(w http.ResponseWriter, r *http.Request, s *actSte
 		if lerr != nil {
 			return 0, "", lerr
 		}
-		retryAfter(w, soon.Wait)
+		web.RetryAfter(w, soon.Wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "activation.throttled", AccountID: s.A.ID,
 			Details: map[string]string{"what": "code_send", "limit": "resend_interval"}})
-		return http.StatusTooManyRequests, l.T("activate.code_too_soon", clockTime(last), clockTime(now.Add(soon.Wait)), waitText(l, soon.Wait)), nil
+		return http.StatusTooManyRequests, l.T("activate.code_too_soon", web.ClockTime(last), web.ClockTime(now.Add(soon.Wait)), waitText(l, soon.Wait)), nil
 	}
 	return 0, "", err
 }
@@ -297,13 +257,13 @@ func (h *Handler) renderActCode(w http.ResponseWriter, r *http.Request, s *actSt
 	if s.D.CodeSentAt != nil {
 		at = *s.D.CodeSentAt
 	}
-	d.Sent = l.T("activate.code_sent", clockTime(at), s.D.Personal, onetime.Human(l, h.Tokens.CodeValidity()))
+	d.Sent = l.T("activate.code_sent", web.ClockTime(at), s.D.Personal, onetime.Human(l, h.Tokens.CodeValidity()))
 	_, wait, err := h.Tokens.LastSent(ctx, s.A.ID, store.PurposeFlowCode)
 	if err != nil {
 		return err
 	}
 	if wait > 0 {
-		d.ResendAt = clockTime(h.Now().Add(wait))
+		d.ResendAt = web.ClockTime(h.Now().Add(wait))
 	}
 	p := web.Page{Title: "activate.code_title", Data: d}
 	if d.Resent {
@@ -333,7 +293,7 @@ func (h *Handler) submitActCode(w http.ResponseWriter, r *http.Request, s *actSt
 		return err
 	}
 	if wait := max(waitA, waitC); wait > 0 {
-		retryAfter(w, wait)
+		web.RetryAfter(w, wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "activation.throttled", AccountID: s.A.ID,
 			Details: map[string]string{"what": "code"}})
 		return h.renderActCode(w, r, s, http.StatusTooManyRequests, actCodeData{CodeError: l.T("activate.throttled", waitText(l, wait))})

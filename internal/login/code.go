@@ -247,10 +247,6 @@ func (h *Handler) wayPasswordAgain(w http.ResponseWriter, r *http.Request, f *st
 	return h.App.Render(w, r, status, "login_password", web.Page{Title: "login.password_title", Error: msg, Data: d})
 }
 
-func wayRetryAfter(w http.ResponseWriter, wait time.Duration) {
-	w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
-}
-
 // sendWay queues a code or a link for the flow (POST {req, remember}): from
 // the password step, or "send again" on the page that says it left.
 func (h *Handler) sendWay(w http.ResponseWriter, r *http.Request, wy way) error {
@@ -289,7 +285,7 @@ func (h *Handler) sendWay(w http.ResponseWriter, r *http.Request, wy way) error 
 	if wait, err := h.Tokens.ClientWait(ctx, info.ClientIP); err != nil {
 		return err
 	} else if wait > 0 {
-		wayRetryAfter(w, wait)
+		web.RetryAfter(w, wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.send_throttled", AccountID: f.AccountID,
 			Details: map[string]string{"purpose": wy.purpose, "wait_seconds": fmt.Sprint(int(math.Ceil(wait.Seconds())))}})
 		return refuse(http.StatusTooManyRequests, l.T("login_code.client_wait", wayWait(l, wait)))
@@ -298,7 +294,7 @@ func (h *Handler) sendWay(w http.ResponseWriter, r *http.Request, wy way) error 
 	prevSent, prevData := wy.sentAt(marks), f.Data
 	tooSoon := func(wait time.Duration) error {
 		f.Data = prevData
-		wayRetryAfter(w, wait)
+		web.RetryAfter(w, wait)
 		last, _, err := h.Tokens.LastSent(ctx, f.AccountID, wy.purpose)
 		if err != nil {
 			return err
@@ -471,7 +467,7 @@ func (h *Handler) submitLoginCode(w http.ResponseWriter, r *http.Request) error 
 	if wait := max(waitAcct, waitIP); wait > 0 {
 		h.count("throttled")
 		secs := int(math.Ceil(wait.Seconds()))
-		wayRetryAfter(w, wait)
+		web.RetryAfter(w, wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.throttled", AccountID: f.AccountID,
 			Details: map[string]string{"wait_seconds": fmt.Sprint(secs), "method": "otp"}})
 		return again(http.StatusTooManyRequests, l.T("login.too_many", l.Seconds(secs)))

@@ -2,7 +2,6 @@ package login
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"strings"
@@ -53,7 +52,7 @@ func (h *Handler) submitIdentify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	} else if wait > 0 {
 		secs := int(math.Ceil(wait.Seconds()))
-		w.Header().Set("Retry-After", fmt.Sprint(secs))
+		web.RetryAfter(w, wait)
 		return again(http.StatusTooManyRequests, l.T("login.too_many", l.Seconds(secs)))
 	}
 	a, err := h.DB.AccountByLogin(ctx, login)

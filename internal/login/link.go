@@ -176,7 +176,7 @@ func (h *Handler) submitLoginLink(w http.ResponseWriter, r *http.Request) error 
 	} else if wait > 0 {
 		h.count("throttled")
 		secs := int(math.Ceil(wait.Seconds()))
-		wayRetryAfter(w, wait)
+		web.RetryAfter(w, wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.throttled",
 			Details: map[string]string{"wait_seconds": fmt.Sprint(secs), "method": "link"}})
 		return h.App.Render(w, r, http.StatusTooManyRequests, "login_link", web.Page{Title: "login_link.title",

@@ -118,7 +118,7 @@ func (h *Handler) submitPassword(w http.ResponseWriter, r *http.Request) error {
 	if wait := max(waitAcct, waitIP); wait > 0 {
 		h.count("throttled")
 		secs := int(math.Ceil(wait.Seconds()))
-		w.Header().Set("Retry-After", fmt.Sprint(secs))
+		web.RetryAfter(w, wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "login.throttled", AccountID: f.AccountID,
 			Details: map[string]string{"wait_seconds": fmt.Sprint(secs)}})
 		return again(http.StatusTooManyRequests, l.T("login.too_many", l.Seconds(secs)))

@@ -81,7 +81,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, cur *session.Cu
 		return err
 	}
 	if d.Policy.ID == "" {
-		d.Policy = h.policyView(l, nil, false)
+		d.Policy = h.Accounts.Policy.View(l, nil, false)
 	}
 	p.Title = "account.title"
 	p.Data = d

@@ -2,8 +2,6 @@ package portal
 
 import (
 	"errors"
-	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 
@@ -90,7 +88,7 @@ func (h *Handler) resendEmail(w http.ResponseWriter, r *http.Request, cur *sessi
 		return err
 	}
 	if wait := last.Add(h.ResendEvery).Sub(h.Now()); !last.IsZero() && wait > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
+		web.RetryAfter(w, wait)
 		return h.render(w, r, cur, http.StatusTooManyRequests, web.Page{},
 			accountData{EmailError: loc(r).T("account.resend_wait", formatWait(loc(r), wait)), SignOutOthers: true})
 	}

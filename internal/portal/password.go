@@ -2,8 +2,6 @@ package portal
 
 import (
 	"errors"
-	"fmt"
-	"math"
 	"net/http"
 
 	"campusid/internal/account"
@@ -22,14 +20,14 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, cur *se
 	d := accountData{SignOutOthers: others}
 	again := func(status int, msg string, v []account.Violation, submitted bool) error {
 		d.PasswordError = msg
-		d.Policy = h.policyView(l, v, submitted)
+		d.Policy = h.Accounts.Policy.View(l, v, submitted)
 		return h.render(w, r, cur, status, web.Page{}, d)
 	}
 	now := h.Now()
 	if wait, err := h.PasswordTries.Wait(ctx, cur.Account.ID, now); err != nil {
 		return err
 	} else if wait > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
+		web.RetryAfter(w, wait)
 		return again(http.StatusTooManyRequests, l.T("account.password_wait", formatWait(l, wait)), nil, false)
 	}
 	ok, err := h.Accounts.CheckPassword(ctx, cur.Account, current)

@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"campusid/internal/account"
@@ -101,52 +100,6 @@ func done(w http.ResponseWriter, r *http.Request, what, anchor string) error {
 
 // localizer of the request.
 func loc(r *http.Request) i18n.Localizer { return i18n.Localizer{Lang: web.Info(r.Context()).Lang} }
-
-// policyView is the checklist of the password policy, with each rule's
-// state when a submitted password was refused.
-func (h *Handler) policyView(l i18n.Localizer, violations []account.Violation, submitted bool) web.PolicyView {
-	bad := map[string]bool{}
-	for _, v := range violations {
-		bad[v.Code] = true
-	}
-	v := web.PolicyView{ID: "policy-rules", OK: l.T("policy.ok"), KO: l.T("policy.ko")}
-	for _, r := range h.Accounts.Policy.Rules() {
-		pr := web.PolicyRule{Code: r.Code, Min: r.Min, Max: r.Max, Chars: r.Chars,
-			Normalize: h.Accounts.Policy.Preset == account.PresetNIST && r.Code == account.RuleLength}
-		switch r.Code {
-		case account.RuleLength:
-			pr.Text = l.T("policy.length", r.Min, r.Max)
-		case account.RuleSpecial:
-			pr.Text = l.T("policy.special", strings.Join(strings.Split(r.Chars, ""), " "))
-		default:
-			pr.Text = l.T("policy." + r.Code)
-		}
-		if r.Code == account.RuleCommon && bad[account.ViolationPersonal] {
-			bad[account.RuleCommon] = true
-		}
-		if submitted {
-			pr.State = "ok"
-			if bad[r.Code] {
-				pr.State = "ko"
-			}
-		}
-		if r.Code == account.RuleCommon { // before "common", the confirmation
-			v.Rules = append(v.Rules, web.PolicyRule{Code: "match", Text: l.T("policy.match"), State: stateOf(submitted, bad["match"])})
-		}
-		v.Rules = append(v.Rules, pr)
-	}
-	return v
-}
-
-func stateOf(submitted, bad bool) string {
-	switch {
-	case !submitted:
-		return ""
-	case bad:
-		return "ko"
-	}
-	return "ok"
-}
 
 func humanDuration(l i18n.Localizer, d time.Duration) string {
 	if d >= time.Hour && d%time.Hour == 0 {

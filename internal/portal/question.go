@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -89,7 +88,7 @@ func (h *Handler) setQuestion(w http.ResponseWriter, r *http.Request, cur *sessi
 	if wait, err := h.PasswordTries.Wait(ctx, cur.Account.ID, now); err != nil {
 		return err
 	} else if wait > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
+		web.RetryAfter(w, wait)
 		return again(http.StatusTooManyRequests, "current_password", l.T("account.password_wait", formatWait(l, wait)))
 	}
 	ok, err := h.Accounts.CheckPassword(ctx, cur.Account, current)

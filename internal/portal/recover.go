@@ -48,10 +48,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"math"
 	"net/http"
-	"strings"
 	"time"
 
 	"campusid/internal/i18n"
@@ -206,41 +203,9 @@ func (h *Handler) clientWait(ctx context.Context) (time.Duration, error) {
 	return h.Tokens.ClientWait(ctx, ip)
 }
 
-// retryAfter sets the Retry-After header of a 429.
-func retryAfter(w http.ResponseWriter, wait time.Duration) {
-	w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
-}
-
-// clockTime says a time of day as pages and mails show it ("14:03").
-func clockTime(t time.Time) string { return t.Local().Format("15:04") }
-
-// clockTimeUp says a time of day rounded up to the minute, so "from 14:05"
-// is never earlier than the truth.
-func clockTimeUp(t time.Time) string {
-	if r := t.Truncate(time.Minute); !r.Equal(t) {
-		t = r.Add(time.Minute)
-	}
-	return clockTime(t)
-}
-
 // waitText says when a new message may be asked: "à partir de 14:05 (dans 45 secondes)".
 func waitText(l i18n.Localizer, now time.Time, wait time.Duration) string {
-	return l.T("recover.when", clockTimeUp(now.Add(wait)), formatWait(l, wait))
-}
-
-// maskAddress hides an address but for its first letter and its domain:
-// j•••@univ.example.
-func maskAddress(addr string) string {
-	at := strings.LastIndex(addr, "@")
-	if at < 0 {
-		return "•••"
-	}
-	local := []rune(addr[:at])
-	first := ""
-	if len(local) > 1 {
-		first = string(local[0])
-	}
-	return first + "•••" + addr[at:]
+	return l.T("recover.when", web.ClockTimeUp(now.Add(wait)), formatWait(l, wait))
 }
 
 // lookupAddress finds the account of a verified address and that address's

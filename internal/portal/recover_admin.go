@@ -89,7 +89,7 @@ func SendAdminReset(ctx context.Context, tokens *onetime.Issuer, al *audit.Log, 
 			kind = "code"
 		}
 		return al.Record(ctx, tx, store.AuditEvent{Type: "recover." + kind + "_sent", AccountID: a.ID, Actor: actor,
-			Details: map[string]string{"to": maskAddress(to.Address), "email_id": to.ID}})
+			Details: map[string]string{"to": web.MaskEmail(to.Address), "email_id": to.ID}})
 	})
 	return out, err
 }

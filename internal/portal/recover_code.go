@@ -25,12 +25,12 @@ func (h *Handler) codePage(l i18n.Localizer, f store.LoginFlow, ref string) reco
 	now := h.Now()
 	sent := time.UnixMilli(readRecoverData(f).SentAt)
 	d := recoverCodePage{Ref: ref,
-		SentText:  l.T("recover.sent_code", f.Identifier, clockTime(sent)),
+		SentText:  l.T("recover.sent_code", f.Identifier, web.ClockTime(sent)),
 		ValidText: l.T("recover.valid_code", onetime.Human(l, h.Tokens.CodeValidity()), h.Tokens.MaxCodeTries),
 		NextText:  l.T("recover.next_code_now"),
 	}
 	if next := sent.Add(h.ResendEvery); next.After(now) {
-		d.NextText = l.T("recover.next_code", clockTimeUp(next))
+		d.NextText = l.T("recover.next_code", web.ClockTimeUp(next))
 	}
 	return d
 }
@@ -94,10 +94,10 @@ func (h *Handler) submitRecoverCode(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	if wait := max(wc, wa); wait > 0 {
-		retryAfter(w, wait)
+		web.RetryAfter(w, wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "recover.throttled", AccountID: f.AccountID,
 			Details: map[string]string{"limit": "code_guesses"}})
-		return again(http.StatusTooManyRequests, l.T("recover.code_wait", formatWait(l, wait), clockTimeUp(now.Add(wait))))
+		return again(http.StatusTooManyRequests, l.T("recover.code_wait", formatWait(l, wait), web.ClockTimeUp(now.Add(wait))))
 	}
 
 	var result error
@@ -165,14 +165,14 @@ func (h *Handler) resendRecoverCode(w http.ResponseWriter, r *http.Request) erro
 	if wait, err := h.clientWait(ctx); err != nil {
 		return err
 	} else if wait > 0 {
-		retryAfter(w, wait)
+		web.RetryAfter(w, wait)
 		return again(http.StatusTooManyRequests, l.T("recover.client_wait", waitText(l, now, wait)))
 	}
 	if last, wait, err := h.addressWait(ctx, "recover", addr); err != nil {
 		return err
 	} else if wait > 0 {
-		retryAfter(w, wait)
-		return again(http.StatusTooManyRequests, l.T("recover.too_soon", clockTime(last), waitText(l, now, wait)))
+		web.RetryAfter(w, wait)
+		return again(http.StatusTooManyRequests, l.T("recover.too_soon", web.ClockTime(last), waitText(l, now, wait)))
 	}
 	d := readRecoverData(f)
 	send := f.AccountID != ""
@@ -201,13 +201,13 @@ func (h *Handler) resendRecoverCode(w http.ResponseWriter, r *http.Request) erro
 			return err
 		}
 		return h.Audit.Record(ctx, tx, store.AuditEvent{Type: "recover.code_sent", AccountID: a.ID,
-			Details: map[string]string{"to": maskAddress(addr), "email_id": d.EmailID, "resend": "true"}})
+			Details: map[string]string{"to": web.MaskEmail(addr), "email_id": d.EmailID, "resend": "true"}})
 	})
 	var soon onetime.ErrTooSoon
 	if errors.As(err, &soon) {
 		last, _, _ := h.Tokens.LastSent(ctx, a.ID, store.PurposeResetCode)
-		retryAfter(w, soon.Wait)
-		return again(http.StatusTooManyRequests, l.T("recover.too_soon", clockTime(last), waitText(l, now, soon.Wait)))
+		web.RetryAfter(w, soon.Wait)
+		return again(http.StatusTooManyRequests, l.T("recover.too_soon", web.ClockTime(last), waitText(l, now, soon.Wait)))
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return h.flowFailed(w, r, errRecoverExpired)

@@ -63,7 +63,7 @@ func (h *Handler) showResetLink(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return h.App.Render(w, r, http.StatusOK, "recover_password", web.Page{Title: "recover.password_title",
-		Data: recoverPasswordPage{Action: "/recover/link", Token: tok, Login: t.SentTo, Policy: h.policyView(loc(r), nil, false)}})
+		Data: recoverPasswordPage{Action: "/recover/link", Token: tok, Login: t.SentTo, Policy: h.Accounts.Policy.View(loc(r), nil, false)}})
 }
 
 func (h *Handler) submitResetLink(w http.ResponseWriter, r *http.Request) error {
@@ -113,7 +113,7 @@ func (h *Handler) showRecoverPassword(w http.ResponseWriter, r *http.Request) er
 		return err
 	}
 	return h.App.Render(w, r, http.StatusOK, "recover_password", web.Page{Title: "recover.password_title",
-		Data: recoverPasswordPage{Action: "/recover/password", Flow: ref, Login: f.Identifier, Policy: h.policyView(loc(r), nil, false)}})
+		Data: recoverPasswordPage{Action: "/recover/password", Flow: ref, Login: f.Identifier, Policy: h.Accounts.Policy.View(loc(r), nil, false)}})
 }
 
 func (h *Handler) submitRecoverPassword(w http.ResponseWriter, r *http.Request) error {
@@ -172,7 +172,7 @@ func (h *Handler) newPasswordHash(w http.ResponseWriter, r *http.Request, a stor
 }
 
 func (h *Handler) refusePassword(w http.ResponseWriter, r *http.Request, l i18n.Localizer, d recoverPasswordPage, v []account.Violation) error {
-	d.Policy = h.policyView(l, v, true)
+	d.Policy = h.Accounts.Policy.View(l, v, true)
 	return h.App.Render(w, r, http.StatusUnprocessableEntity, "recover_password", web.Page{Title: "recover.password_title",
 		Error: l.T("account.password_refused"), Data: d})
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -241,7 +240,7 @@ func (h *Handler) showQuestionAnswer(w http.ResponseWriter, r *http.Request) err
 // rqLocked is the page of a locked question (429), offering reset by email.
 func (h *Handler) rqLocked(w http.ResponseWriter, r *http.Request, until time.Time) error {
 	l := loc(r)
-	w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(until.Sub(h.Now()).Seconds()))))
+	web.RetryAfter(w, until.Sub(h.Now()))
 	return h.App.Render(w, r, http.StatusTooManyRequests, "recover_question_locked", web.Page{Title: "recoverq.locked_title",
 		Data: rqLockedData{Until: formatWhen(l, until)}})
 }
@@ -278,7 +277,7 @@ func (h *Handler) submitQuestionAnswer(w http.ResponseWriter, r *http.Request) e
 	if wait, err := h.AnswerTries.Wait(ctx, ip, now); err != nil {
 		return err
 	} else if wait > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
+		web.RetryAfter(w, wait)
 		return again(http.StatusTooManyRequests, l.T("recoverq.too_many", formatWait(l, wait)))
 	}
 
@@ -443,7 +442,7 @@ func (h *Handler) showQuestionPassword(w http.ResponseWriter, r *http.Request) e
 	}
 	web.NoReferrer(w)
 	return h.App.Render(w, r, http.StatusOK, "recover_question_password", web.Page{Title: "recoverq.password_title",
-		Data: rqPasswordData{Login: f.Identifier, Policy: h.policyView(loc(r), nil, false)}})
+		Data: rqPasswordData{Login: f.Identifier, Policy: h.Accounts.Policy.View(loc(r), nil, false)}})
 }
 
 // submitQuestionPassword is POST /recover/question/password {new_password, confirm_password}.
@@ -462,7 +461,7 @@ func (h *Handler) submitQuestionPassword(w http.ResponseWriter, r *http.Request)
 	confirm := r.PostFormValue("confirm_password")
 	again := func(v []account.Violation) error {
 		return h.App.Render(w, r, http.StatusUnprocessableEntity, "recover_question_password", web.Page{Title: "recoverq.password_title",
-			Data: rqPasswordData{Login: f.Identifier, Policy: h.policyView(l, v, true), Error: l.T("recoverq.password_refused")}})
+			Data: rqPasswordData{Login: f.Identifier, Policy: h.Accounts.Policy.View(l, v, true), Error: l.T("recoverq.password_refused")}})
 	}
 	a, ok, err := h.rqAccount(w, r, f)
 	if !ok {

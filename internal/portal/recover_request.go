@@ -53,16 +53,16 @@ func (h *Handler) submitRecover(w http.ResponseWriter, r *http.Request) error {
 	if wait, err := h.clientWait(ctx); err != nil {
 		return err
 	} else if wait > 0 {
-		retryAfter(w, wait)
+		web.RetryAfter(w, wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "recover.throttled", Details: map[string]string{"limit": "client"}})
 		return again(http.StatusTooManyRequests, l.T("recover.client_wait", waitText(l, now, wait)))
 	}
 	if last, wait, err := h.addressWait(ctx, "recover", addr); err != nil {
 		return err
 	} else if wait > 0 {
-		retryAfter(w, wait)
-		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "recover.throttled", Details: map[string]string{"limit": "address", "to": maskAddress(addr)}})
-		return again(http.StatusTooManyRequests, l.T("recover.too_soon", clockTime(last), waitText(l, now, wait)))
+		web.RetryAfter(w, wait)
+		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "recover.throttled", Details: map[string]string{"limit": "address", "to": web.MaskEmail(addr)}})
+		return again(http.StatusTooManyRequests, l.T("recover.too_soon", web.ClockTime(last), waitText(l, now, wait)))
 	}
 
 	a, e, err := h.lookupAddress(ctx, addr)
@@ -79,7 +79,7 @@ func (h *Handler) submitRecover(w http.ResponseWriter, r *http.Request) error {
 	}
 	audit := func(result string) {
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "recover.requested", AccountID: a.ID,
-			Details: map[string]string{"method": method, "result": result, "to": maskAddress(addr)}})
+			Details: map[string]string{"method": method, "result": result, "to": web.MaskEmail(addr)}})
 	}
 
 	// With reveal_unknown_accounts, say at once what is wrong.
@@ -128,7 +128,7 @@ func (h *Handler) submitRecover(w http.ResponseWriter, r *http.Request) error {
 				}
 			}
 			return h.Audit.Record(ctx, tx, store.AuditEvent{Type: "recover." + method + "_sent", AccountID: a.ID,
-				Details: map[string]string{"to": maskAddress(addr), "email_id": e.ID}})
+				Details: map[string]string{"to": web.MaskEmail(addr), "email_id": e.ID}})
 		}
 		if outcome == "temporary" || outcome == "provisioned" {
 			if err := h.sendUnavailable(ctx, tx, a, addr, outcome); err != nil {
@@ -149,8 +149,8 @@ func (h *Handler) submitRecover(w http.ResponseWriter, r *http.Request) error {
 		// Another address of the same account asked a moment ago.
 		last, _, _ := h.Tokens.LastSent(ctx, a.ID, map[string]string{"link": store.PurposeResetLink, "code": store.PurposeResetCode}[method])
 		audit("too_soon")
-		retryAfter(w, soon.Wait)
-		return again(http.StatusTooManyRequests, l.T("recover.too_soon", clockTime(last), waitText(l, now, soon.Wait)))
+		web.RetryAfter(w, soon.Wait)
+		return again(http.StatusTooManyRequests, l.T("recover.too_soon", web.ClockTime(last), waitText(l, now, soon.Wait)))
 	}
 	if err != nil {
 		return err
@@ -163,9 +163,9 @@ func (h *Handler) submitRecover(w http.ResponseWriter, r *http.Request) error {
 		return web.Redirect(w, r, "/recover/code?flow="+ref)
 	}
 	d.Sent = true
-	d.SentText = l.T("recover.sent_link", addr, clockTime(now))
+	d.SentText = l.T("recover.sent_link", addr, web.ClockTime(now))
 	d.ValidText = l.T("recover.valid_link", onetime.Human(l, h.Tokens.Validity[store.PurposeResetLink]))
-	d.NextText = l.T("recover.next", clockTimeUp(now.Add(h.ResendEvery)))
+	d.NextText = l.T("recover.next", web.ClockTimeUp(now.Add(h.ResendEvery)))
 	return h.App.Render(w, r, http.StatusOK, "recover", web.Page{Title: "recover.title", Data: d})
 }
 
@@ -183,7 +183,7 @@ func (h *Handler) sendUnavailable(ctx context.Context, db *store.DB, a store.Acc
 		return err
 	}
 	return h.Audit.Record(ctx, db, store.AuditEvent{Type: "recover.unavailable_sent", AccountID: a.ID,
-		Details: map[string]string{"reason": reason, "to": maskAddress(addr)}})
+		Details: map[string]string{"reason": reason, "to": web.MaskEmail(addr)}})
 }
 
 // unavailableText says on the page why self-service reset is refused.

@@ -52,16 +52,16 @@ func (h *Handler) submitWhoami(w http.ResponseWriter, r *http.Request) error {
 	if wait, err := h.clientWait(ctx); err != nil {
 		return err
 	} else if wait > 0 {
-		retryAfter(w, wait)
+		web.RetryAfter(w, wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "whoami.throttled", Details: map[string]string{"limit": "client"}})
 		return again(http.StatusTooManyRequests, l.T("recover.client_wait", waitText(l, now, wait)))
 	}
 	if last, wait, err := h.addressWait(ctx, "whoami", addr); err != nil {
 		return err
 	} else if wait > 0 {
-		retryAfter(w, wait)
-		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "whoami.throttled", Details: map[string]string{"limit": "address", "to": maskAddress(addr)}})
-		return again(http.StatusTooManyRequests, l.T("whoami.too_soon", clockTime(last), waitText(l, now, wait)))
+		web.RetryAfter(w, wait)
+		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "whoami.throttled", Details: map[string]string{"limit": "address", "to": web.MaskEmail(addr)}})
+		return again(http.StatusTooManyRequests, l.T("whoami.too_soon", web.ClockTime(last), waitText(l, now, wait)))
 	}
 	a, _, err := h.lookupAddress(ctx, addr)
 	known := err == nil
@@ -75,9 +75,9 @@ func (h *Handler) submitWhoami(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if wait > 0 {
-			retryAfter(w, wait)
+			web.RetryAfter(w, wait)
 			h.Audit.Record(ctx, nil, store.AuditEvent{Type: "whoami.throttled", AccountID: a.ID, Details: map[string]string{"limit": "account"}})
-			return again(http.StatusTooManyRequests, l.T("whoami.too_soon", clockTime(last), waitText(l, now, wait)))
+			return again(http.StatusTooManyRequests, l.T("whoami.too_soon", web.ClockTime(last), waitText(l, now, wait)))
 		}
 		emails, err := h.DB.EmailsOf(ctx, a.ID)
 		if err != nil {
@@ -91,7 +91,7 @@ func (h *Handler) submitWhoami(w http.ResponseWriter, r *http.Request) error {
 			if e.Address == addr {
 				list = append(list, whoamiAddress{Address: e.Address, This: true})
 			} else {
-				list = append(list, whoamiAddress{Address: maskAddress(e.Address)})
+				list = append(list, whoamiAddress{Address: web.MaskEmail(e.Address)})
 			}
 		}
 		data := map[string]any{"Name": a.DisplayName, "Identifier": a.Identifier, "Address": addr, "Addresses": list,
@@ -101,13 +101,13 @@ func (h *Handler) submitWhoami(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 			return h.Audit.Record(ctx, tx, store.AuditEvent{Type: "whoami.sent", AccountID: a.ID,
-				Details: map[string]string{"to": maskAddress(addr)}})
+				Details: map[string]string{"to": web.MaskEmail(addr)}})
 		})
 		if err != nil {
 			return err
 		}
 	} else {
-		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "whoami.unknown", Details: map[string]string{"to": maskAddress(addr)}})
+		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "whoami.unknown", Details: map[string]string{"to": web.MaskEmail(addr)}})
 	}
 	if err := h.asked(ctx, "whoami", addr); err != nil {
 		return err
@@ -116,7 +116,7 @@ func (h *Handler) submitWhoami(w http.ResponseWriter, r *http.Request) error {
 		return again(http.StatusUnprocessableEntity, l.T("whoami.unknown"))
 	}
 	d.Sent = true
-	d.SentText = l.T("whoami.sent", addr, clockTime(now))
-	d.NextText = l.T("whoami.next", clockTimeUp(now.Add(h.ResendEvery)))
+	d.SentText = l.T("whoami.sent", addr, web.ClockTime(now))
+	d.NextText = l.T("whoami.next", web.ClockTimeUp(now.Add(h.ResendEvery)))
 	return h.App.Render(w, r, http.StatusOK, "whoami", web.Page{Title: "whoami.title", Data: d})
 }
