@@ -34,7 +34,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the server", runServe},
 		{"migrate", "apply database migrations", runMigrate},
-		{"user", "manage accounts (add, list, show, disable, enable, set-password)", runUser},
+		{"user", "manage accounts (add, list, show, disable, enable, set-password, send-reset)", runUser},
 		{"audit", "list security events", runAudit},
 		{"config", "check the configuration or list every key", runConfig},
 	}
