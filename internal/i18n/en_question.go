@@ -18,7 +18,7 @@ func init() {
 		"question.locked_until":       "Too many wrong answers were given: reset by secret question is locked until %s. Changing the question unlocks it.",
 		"question.question_label":     "Question",
 		"question.question_hint":      "A question only you can answer, whose answer will not change. Pick one of the suggestions or write your own.",
-		"question.suggestions":        "Suggestions",
+		"question.suggestions":        "Suggestions:",
 		"question.answer_label":       "Answer",
 		"question.answer_hint":        "At least 3 letters or digits. Capitals, accents, spaces, hyphens and punctuation do not count: “Rue Saint-Jean” and “rue saint jean” are the same answer.",
 		"question.password_label":     "Current password",

@@ -20,7 +20,7 @@ func init() {
 		"question.locked_until":       "Trop de mauvaises réponses ont été données : la réinitialisation par question secrète est bloquée jusqu'au %s. Changer la question la débloque.",
 		"question.question_label":     "Question",
 		"question.question_hint":      "Une question dont vous seul·e connaissez la réponse et dont la réponse ne changera pas. Choisissez une des suggestions ou écrivez la vôtre.",
-		"question.suggestions":        "Suggestions",
+		"question.suggestions":        "Suggestions :",
 		"question.answer_label":       "Réponse",
 		"question.answer_hint":        "Au moins 3 lettres ou chiffres. Les majuscules, les accents, les espaces, les tirets et la ponctuation ne comptent pas : « Rue Saint-Jean » et « rue saint jean » sont la même réponse.",
 		"question.password_label":     "Mot de passe actuel",
