@@ -219,7 +219,7 @@ func TestActivationJourney(t *testing.T) {
 
 			// Secret question: suggestions, folding explained, answer checked.
 			p = b.get("/activate/question?req=" + ref)
-			expectPage(t, "question page", p, http.StatusOK, "<datalist", "Quel était le nom de mon premier animal",
+			expectPage(t, "question page", p, http.StatusOK, "<datalist", "Quel est le nom de votre premier animal",
 				"sans tenir compte des majuscules, des accents, des espaces ni de la ponctuation")
 			p = b.post("/activate/question", url.Values{"req": {ref}, "question": {actQuestion}, "answer": {"a"}})
 			expectPage(t, "short answer", p, http.StatusUnprocessableEntity, "au moins 3 lettres", `id="answer-error"`, `value="`+actQuestion+`"`)
@@ -578,7 +578,7 @@ func TestActivationEntry(t *testing.T) {
 			post := func(login string) page { return b.post(path, url.Values{"login": {login}}) }
 			actRef(t, post("Paul.Nouveau@univ.example"), "/activate/proof")
 			expectPage(t, path+" disabled", post("dferme"), http.StatusForbidden, "Ce compte est désactivé")
-			expectPage(t, path+" ended temporary", post("t.fini@univ.example"), http.StatusForbidden, "a pris fin")
+			expectPage(t, path+" ended temporary", post("t.fini@univ.example"), http.StatusForbidden, "était valable jusqu")
 			expectPage(t, path+" unknown", post("personne@univ.example"), http.StatusUnprocessableEntity, "Aucun compte")
 			p := post("jean.actif@univ.example")
 			if path == "/login" {

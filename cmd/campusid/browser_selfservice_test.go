@@ -32,6 +32,7 @@ import (
 	"campusid/internal/outbox"
 	"campusid/internal/store"
 	"campusid/internal/store/storetest"
+	"campusid/internal/web"
 )
 
 // ssUserAdd runs `campusid user add ARGS` against dbURL, with --password-stdin
@@ -337,7 +338,7 @@ func ssActivation(t *testing.T) {
 		t.Errorf("current step %q, want %q", got, l.T("activate.step_question"))
 	}
 	p.look("activation-question")
-	b.Fill(`#question`, l.T("activate.q_street"))
+	b.Fill(`#question`, l.T("question.suggest_2"))
 	b.Fill(`#answer`, "Rue de l'Église Saint-Jean")
 	b.Click(`form[action="/activate/question"] button[type="submit"]`)
 
@@ -362,7 +363,7 @@ func ssActivation(t *testing.T) {
 	if u := b.URL(); !strings.HasSuffix(u, "/account?done=activated") {
 		t.Errorf("after the activation: URL %s, want /account?done=activated", u)
 	}
-	for _, s := range []string{l.T("layout.signed_in_as", name), personal, addr, l.T("activate.q_street")} {
+	for _, s := range []string{l.T("layout.signed_in_as", name), personal, addr, l.T("question.suggest_2")} {
 		if !b.HasText(s) {
 			t.Errorf("the account page after the activation does not show %q", s)
 		}
@@ -798,7 +799,7 @@ func ssTemporary(t *testing.T) {
 	p.look("login-after-the-end-date")
 	b.Fill(`#login`, addr)
 	b.Click(`form[action="/login"] button[type="submit"]`)
-	want := l.T("login.expired", a.ExpiresAt.Format("02/01/2006"))
+	want := l.T("login.expired", web.LastDay(*a.ExpiresAt))
 	b.WaitText(want)
 	if got := b.Text(`[role="alert"]`); got != want {
 		t.Errorf("the refusal says %q, want %q", got, want)

@@ -18,6 +18,7 @@ import (
 	"campusid/internal/config"
 	"campusid/internal/store"
 	"campusid/internal/store/storetest"
+	"campusid/internal/web"
 )
 
 // Sign-in tests (issue 2, item 6): identifier-first steps, messages,
@@ -316,8 +317,8 @@ func TestTemporaryAccountEndDate(t *testing.T) {
 		if ref != "" {
 			t.Fatal("a temporary account past its end date went on to the password step")
 		}
-		expectPage(t, "after the end date", p, http.StatusForbidden, "Ce compte temporaire a pris fin le")
-		if !strings.Contains(p.Body, end.UTC().Format("02/01/2006")) && !strings.Contains(p.Body, end.Local().Format("02/01/2006")) {
+		expectPage(t, "after the end date", p, http.StatusForbidden, "Ce compte temporaire était valable jusqu")
+		if !strings.Contains(p.Body, web.LastDay(end)) {
 			t.Fatalf("the message does not give the end date %s\n%s", end.Format("02/01/2006"), p.Body)
 		}
 	})

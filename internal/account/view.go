@@ -47,4 +47,3 @@ func (p Policy) View(l i18n.Localizer, violations []Violation, submitted bool) w
 	}
 	return v
 }
-

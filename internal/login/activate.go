@@ -529,7 +529,6 @@ func (h *Handler) startActivation(w http.ResponseWriter, r *http.Request, a stor
 	return web.Redirect(w, r, "/activate/proof?req="+url.QueryEscape(ref))
 }
 
-
 // waitText says a wait in seconds, rounded up.
 func waitText(l i18n.Localizer, d time.Duration) string {
 	return l.Seconds(int(math.Ceil(d.Seconds())))

@@ -73,7 +73,10 @@ func (h *Handler) submitActPassword(w http.ResponseWriter, r *http.Request, s *a
 // ---------------------------------------------------------------- secret question
 
 // questionSuggestions are offered in a list; people may write their own.
-var questionSuggestions = []string{"activate.q_pet", "activate.q_street", "activate.q_school", "activate.q_friend"}
+// The same suggestions as the account page and recovery: a decoy question for
+// an unknown identifier is drawn from them too, so a suggested question never
+// tells that an account exists.
+var questionSuggestions = []string{"question.suggest_1", "question.suggest_2", "question.suggest_3", "question.suggest_4"}
 
 // secretMessages words account.ValidateSecret's refusals for this page.
 var secretMessages = map[string]string{

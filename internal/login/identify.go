@@ -91,7 +91,7 @@ func (h *Handler) submitIdentify(w http.ResponseWriter, r *http.Request) error {
 // problemMessage says why the account may not sign in.
 func problemMessage(l i18n.Localizer, a store.Account, problem string) string {
 	if problem == "expired" {
-		return l.T("login.expired", a.ExpiresAt.Format("02/01/2006"))
+		return l.T("login.expired", web.LastDay(*a.ExpiresAt))
 	}
 	return l.T("login." + problem)
 }

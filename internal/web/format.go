@@ -25,6 +25,11 @@ func ClockTimeUp(t time.Time) string {
 	return ClockTime(t)
 }
 
+// LastDay is the last day a temporary account works: it ends at midnight
+// after that day (`user add --temporary-until 2027-06-30` ends at 01/07
+// 00:00), so people are told "until 30/06/2027".
+func LastDay(end time.Time) string { return end.Local().Add(-time.Second).Format("02/01/2006") }
+
 // MaskEmail hides an address but for its first letter and its domain
 // (j•••@univ.example), enough for its owner to recognise it.
 func MaskEmail(addr string) string {

@@ -95,6 +95,7 @@ func (o overlay) Open(name string) (fs.File, error) {
 }
 
 var funcs = template.FuncMap{
+	"lastday": LastDay,
 	"datetime": func(l i18n.Localizer, t time.Time) string {
 		if l.Lang == "en" {
 			return t.Local().Format("2 Jan 2006, 15:04")
