@@ -24,6 +24,7 @@ import (
 	"campusid/internal/session"
 	"campusid/internal/store"
 	"campusid/internal/throttle"
+	"campusid/internal/web"
 )
 
 // Issuer sends links and codes and checks them.
@@ -184,6 +185,7 @@ func (i *Issuer) enqueue(ctx context.Context, tx *store.DB, m Message, data map[
 	if err != nil {
 		return err
 	}
+	web.Info(ctx).MailQueued = true
 	// The purpose, not the template, keys the resend limit.
 	return tx.EnqueueMail(ctx, &store.OutboxMessage{To: m.To, Subject: r.Subject, Text: r.Text, HTML: r.HTML,
 		Lang: m.Lang, Purpose: m.Purpose, AccountID: m.AccountID, CreatedAt: i.Now()})

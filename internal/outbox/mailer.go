@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"campusid/internal/store"
+	"campusid/internal/web"
 )
 
 //go:embed templates
@@ -99,6 +100,7 @@ func (m *Mailer) Enqueue(ctx context.Context, db *store.DB, kind, lang, to, acco
 	if err != nil {
 		return err
 	}
+	web.Info(ctx).MailQueued = true
 	return db.EnqueueMail(ctx, &store.OutboxMessage{To: to, Subject: r.Subject, Text: r.Text, HTML: r.HTML,
 		Lang: lang, Purpose: kind, AccountID: accountID, CreatedAt: m.Now()})
 }

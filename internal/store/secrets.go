@@ -68,6 +68,9 @@ func (db *DB) SecretAnswerSucceeded(ctx context.Context, accountID string) error
 	return err
 }
 
+// maxKnownDevices bounds the devices remembered per account.
+const maxKnownDevices = 50
+
 // SeeDevice records that the account signed in from the device and reports
 // whether the device was new and whether the account had any device before.
 func (db *DB) SeeDevice(ctx context.Context, accountID, deviceHash string, now time.Time) (isNew, hadOthers bool, err error) {
@@ -83,7 +86,12 @@ func (db *DB) SeeDevice(ctx context.Context, accountID, deviceHash string, now t
 			return err
 		}
 		isNew, hadOthers = this == 0, total-this > 0
-		return nil
+		// Keep the most recent devices only: a browser that never keeps
+		// cookies would otherwise add a row at every sign-in.
+		_, err := tx.exec(ctx, `DELETE FROM known_devices WHERE account_id = ? AND device_hash NOT IN
+			(SELECT device_hash FROM known_devices WHERE account_id = ? ORDER BY last_seen DESC LIMIT ?)`,
+			accountID, accountID, maxKnownDevices)
+		return err
 	})
 	return isNew, hadOthers, err
 }

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -298,6 +299,25 @@ func TestUnverifiedAddressOpensNothing(t *testing.T) {
 		db.MarkEmailVerified(ctx, e.ID, time.Now())
 		if got, err := db.AccountByLogin(ctx, "pending@perso.example"); err != nil || got.ID != a.ID {
 			t.Fatalf("after verification: %v, %v", got.ID, err)
+		}
+	})
+}
+
+func TestKnownDevicesAreBounded(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		a := newAccount(t, db, "dev", "dev@univ.example")
+		now := time.Now()
+		for i := range 60 {
+			isNew, hadOthers, err := db.SeeDevice(ctx, a.ID, fmt.Sprintf("h%02d", i), now.Add(time.Duration(i)*time.Second))
+			if err != nil || !isNew || hadOthers != (i > 0) {
+				t.Fatalf("device %d: new %v others %v err %v", i, isNew, hadOthers, err)
+			}
+		}
+		if isNew, _, _ := db.SeeDevice(ctx, a.ID, "h59", now.Add(time.Hour)); isNew {
+			t.Fatal("a recent device was forgotten")
+		}
+		if isNew, _, _ := db.SeeDevice(ctx, a.ID, "h00", now.Add(time.Hour)); !isNew {
+			t.Fatal("the oldest devices are kept beyond the bound")
 		}
 	})
 }

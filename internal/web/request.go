@@ -23,7 +23,10 @@ type RequestInfo struct {
 	UserAgent string
 	Lang      string
 	Route     string // the mux pattern that matched, for metrics
-	Start     time.Time
+	// MailQueued is set when the request queued an email, so the mail
+	// worker can be woken once the request's transaction has committed.
+	MailQueued bool
+	Start      time.Time
 }
 
 type infoKey struct{}
@@ -47,6 +50,10 @@ type Options struct {
 	DefaultLang    string
 	TrustedProxies []string // CIDRs or addresses
 	Metrics        *Metrics
+	// CrossOriginBypass lists mux patterns exempt from the cross-origin form
+	// check: endpoints other sites call by design and that take no cookie
+	// (the OAuth 2.0 token, introspection, revocation... endpoints).
+	CrossOriginBypass []string
 }
 
 // Middleware wraps the mux with everything a request goes through: panic
@@ -58,6 +65,9 @@ func (a *App) Middleware(mux http.Handler, o Options) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	if u, err := url.Parse(o.PublicURL); err == nil {
 		cop.AddTrustedOrigin(u.Scheme + "://" + u.Host)
+	}
+	for _, p := range o.CrossOriginBypass {
+		cop.AddInsecureBypassPattern(p)
 	}
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.Fail(w, r, &Error{Status: http.StatusForbidden, Key: "error.cross_origin"})
