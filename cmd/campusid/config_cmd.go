@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -24,6 +25,9 @@ keys:  print every key with its environment variable, default and meaning (Markd
 	case "check":
 		cfg, err := loadConfig(e, *path)
 		if err != nil {
+			return err
+		}
+		if err := checkClients(cfg); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "configuration OK\n  listen:     %s\n  public_url: %s\n  database:   %s\n  mail:       %s\n",
@@ -52,4 +56,23 @@ func dbKind(url string) string {
 		return "SQLite " + url[7:]
 	}
 	return "PostgreSQL"
+}
+
+// checkClients applies the rules of registered applications to those of
+// the configuration file (redirect URIs, grants...), as serve would.
+func checkClients(cfg config.Config) error {
+	clients, err := configClients(cfg)
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n  %w", err)
+	}
+	var errs []error
+	for _, c := range clients {
+		if _, err := c.Client(); err != nil {
+			errs = append(errs, fmt.Errorf("oidc.clients %s: %w", c.ID, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	return nil
 }

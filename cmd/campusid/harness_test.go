@@ -63,6 +63,8 @@ func testConfig(t testing.TB, dbURL string) config.Config {
 	cfg.Mail.PollPeriod = config.Duration(20 * time.Millisecond)
 	cfg.Mail.RetryBase = config.Duration(50 * time.Millisecond)
 	cfg.Mail.RetryMax = config.Duration(200 * time.Millisecond)
+	// Nodes sharing a database share the key that encrypts the signing keys.
+	cfg.Keys.EncryptionKey = "Y2FtcHVzaWQgdGVzdCBrZXkgLS0gMzIgYnl0ZXMgISE="
 	return cfg
 }
 

@@ -37,6 +37,8 @@ func commands() []command {
 		{"user", "manage accounts (add, list, show, disable, enable, set-password, send-reset)", runUser},
 		{"audit", "list security events", runAudit},
 		{"config", "check the configuration or list every key", runConfig},
+		{"client", "manage applications (OpenID Connect clients)", runClient},
+		{"keys", "list or rotate the token-signing keys", runKeys},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os/signal"
@@ -25,6 +26,7 @@ are applied at start. SIGINT or SIGTERM stop it gracefully.`)
 		return err
 	}
 	log := newLogger(e.stderr, cfg)
+	slog.SetDefault(log) // libraries (zitadel/oidc) log through the default logger
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	db, err := openStore(ctx, cfg, log, e.now)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,8 +15,10 @@ import (
 	"campusid/internal/account"
 	"campusid/internal/audit"
 	"campusid/internal/config"
+	"campusid/internal/keys"
 	"campusid/internal/login"
 	"campusid/internal/notify"
+	"campusid/internal/oidc"
 	"campusid/internal/onetime"
 	"campusid/internal/outbox"
 	"campusid/internal/portal"
@@ -33,6 +36,7 @@ type server struct {
 	accounts *account.Service
 	audit    *audit.Log
 	worker   *outbox.Worker
+	keys     *keys.Manager
 	handler  http.Handler
 	registry *prometheus.Registry
 	now      func() time.Time
@@ -158,6 +162,21 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 		CodeGuessesClient:  throttle.Backoff{DB: db, Prefix: "recover:code:ip:", Free: lc.ClientFreeFailures, Max: lc.ClientMaxDelay.D(), Window: window},
 		CodeGuessesAccount: throttle.Backoff{DB: db, Prefix: "recover:code:", Free: 2 * ss.CodeMaxTries, Max: 15 * time.Minute, Window: time.Hour},
 	}).Register(mux)
+	km, err := newKeys(cfg, db, log, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := startOIDC(context.Background(), cfg, db, km, log, now); err != nil {
+		return nil, err
+	}
+	oc := cfg.OIDC
+	err = (&oidc.Handler{App: app, DB: db, Keys: km, Sessions: sessions, Audit: al, Now: now, Issuer: cfg.PublicURL,
+		AccessTokenLifetime: oc.AccessTokenLifetime.D(), IDTokenLifetime: oc.IDTokenLifetime.D(),
+		RefreshTokenLifetime: oc.RefreshTokenLifetime.D(), AuthRequestLifetime: oc.AuthRequestLifetime.D(),
+	}).Register(mux)
+	if err != nil {
+		return nil, err
+	}
 	mux.Handle("GET /static/", web.Static())
 	mux.Handle("GET /lang/{lang}", web.LangSwitch(cfg.Secure()))
 	mux.Handle("GET /healthz", healthz(db))
@@ -183,18 +202,40 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 		worker.Sender = sender
 	}
 
-	handler := app.Middleware(sessions.Middleware(wakeOnPost(mux, wake)), web.Options{
+	handler := app.Middleware(sessions.Middleware(wakeOnMail(mux, wake)), web.Options{
 		PublicURL: cfg.PublicURL, DefaultLang: cfg.DefaultLanguage, TrustedProxies: cfg.TrustedProxies, Metrics: web.NewMetrics(reg),
+		CrossOriginBypass: []string{oidc.ProtocolPattern},
 	})
-	return &server{cfg: cfg, log: log, db: db, accounts: accounts, audit: al, worker: worker, handler: handler, registry: reg, now: now}, nil
+	return &server{cfg: cfg, log: log, db: db, accounts: accounts, audit: al, worker: worker, keys: km, handler: handler, registry: reg, now: now}, nil
 }
 
-// wakeOnPost nudges the mail worker after each form submission, so a
-// message queued by it leaves at once rather than at the next poll.
-func wakeOnPost(next http.Handler, wake chan struct{}) http.Handler {
+// startOIDC makes sure a signing key exists and that the applications of
+// the configuration file are in the database as written.
+func startOIDC(ctx context.Context, cfg config.Config, db *store.DB, km *keys.Manager, log *slog.Logger, now func() time.Time) error {
+	if err := km.Ensure(ctx); err != nil {
+		return err
+	}
+	clients, err := configClients(cfg)
+	if err != nil {
+		return err
+	}
+	upserted, removed, err := oidc.SyncClients(ctx, db, clients, now())
+	if err != nil {
+		return fmt.Errorf("applications of the configuration file: %w", err)
+	}
+	if len(upserted) > 0 || len(removed) > 0 {
+		log.Info("applications of the configuration file", "declared", strings.Join(upserted, ","), "removed", strings.Join(removed, ","))
+	}
+	return nil
+}
+
+// wakeOnMail nudges the mail worker after a request that queued a message
+// (its transaction has committed by then), so the message leaves at once
+// rather than at the next poll.
+func wakeOnMail(next http.Handler, wake chan struct{}) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(w, r)
-		if r.Method == http.MethodPost {
+		if web.Info(r.Context()).MailQueued {
 			select {
 			case wake <- struct{}{}:
 			default:
@@ -226,6 +267,7 @@ func (s *server) cleanup(ctx context.Context) {
 		s.db.DeleteExpiredSessions(ctx, cutoff)
 		s.db.DeleteExpiredLoginFlows(ctx, cutoff)
 		s.db.DeleteStaleThrottles(ctx, cutoff)
+		s.db.DeleteExpiredOIDC(ctx, cutoff)
 		select {
 		case <-ctx.Done():
 			return

@@ -710,10 +710,24 @@ func (b *Browser) WaitText(s string) {
 	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
 	defer cancel()
 	expr := `document.body && document.body.innerText.includes(` + jsString(s) + `)`
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr,
-		chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond)))
+		if err == nil {
+			return
+		}
+		// A page that navigates by itself (a form a script submits) destroys
+		// the context being polled: poll the next document.
+		if ctx.Err() == nil && navigatedAway(err) {
+			continue
+		}
 		b.fail("wait for the text %q: %v", s, err)
 	}
+}
+
+func navigatedAway(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Cannot find context with specified id") || strings.Contains(msg, "Execution context was destroyed") ||
+		strings.Contains(msg, "Inspected target navigated or closed")
 }
 
 // Attr returns the attribute name of the first element that matches sel

@@ -5,6 +5,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -83,6 +84,51 @@ type Config struct {
 	Login           Login       `yaml:"login"`
 	Mail            Mail        `yaml:"mail"`
 	SelfService     SelfService `yaml:"self_service"`
+	OIDC            OIDC        `yaml:"oidc"`
+	Keys            SigningKeys `yaml:"keys"`
+}
+
+// OIDC holds the settings of the OpenID Connect provider (docs/oidc.md).
+type OIDC struct {
+	AccessTokenLifetime  Duration     `yaml:"access_token_lifetime" doc:"lifetime of an access token"`
+	IDTokenLifetime      Duration     `yaml:"id_token_lifetime" doc:"lifetime of an ID token"`
+	RefreshTokenLifetime Duration     `yaml:"refresh_token_lifetime" doc:"a refresh token unused this long expires; each use gives a new one"`
+	AuthRequestLifetime  Duration     `yaml:"auth_request_lifetime" doc:"how long a sign-in started by an application may take"`
+	Clients              []OIDCClient `yaml:"clients" doc:"applications declared in the file (a YAML list, see docs/oidc.md), upserted at start; the variable takes the same list in YAML flow syntax"`
+}
+
+// OIDCClient is an application declared in the configuration file.
+type OIDCClient struct {
+	ID                   string   `yaml:"id"`
+	Name                 string   `yaml:"name"`
+	Public               bool     `yaml:"public"`
+	FirstParty           bool     `yaml:"first_party"`
+	SecretFile           string   `yaml:"secret_file"`
+	SecretSHA256         string   `yaml:"secret_sha256"`
+	RedirectURIs         []string `yaml:"redirect_uris"`
+	PostLogoutURIs       []string `yaml:"post_logout_uris"`
+	BackchannelLogoutURI string   `yaml:"backchannel_logout_uri"`
+	Grants               []string `yaml:"grants"`
+	Scopes               []string `yaml:"scopes"`
+}
+
+// Secret returns the client's secret from secret_file ("" when none).
+func (c OIDCClient) Secret() (string, error) {
+	if c.SecretFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(c.SecretFile)
+	if err != nil {
+		return "", fmt.Errorf("config: oidc.clients %s: secret_file: %w", c.ID, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// SigningKeys holds the settings of the token-signing keys.
+type SigningKeys struct {
+	Algorithm         string `yaml:"algorithm" doc:"ES256 or RS256: algorithm of new signing keys"`
+	EncryptionKey     string `yaml:"encryption_key" doc:"base64 of 32 random bytes that encrypt the signing keys in the database (prefer encryption_key_file or the environment); the same on every node"`
+	EncryptionKeyFile string `yaml:"encryption_key_file" doc:"file holding encryption_key; when neither is set, data_dir/encryption.key is generated"`
 }
 
 // SelfService holds the settings of activation, codes, links and recovery.
@@ -210,6 +256,11 @@ func Default() Config {
 			PollPeriod: Duration(2 * time.Second),
 			SMTP:       SMTP{Port: 587, Security: "starttls", HeloName: "localhost"},
 		},
+		OIDC: OIDC{
+			AccessTokenLifetime: Duration(time.Hour), IDTokenLifetime: Duration(time.Hour),
+			RefreshTokenLifetime: Duration(30 * 24 * time.Hour), AuthRequestLifetime: Duration(30 * time.Minute),
+		},
+		Keys: SigningKeys{Algorithm: "ES256"},
 		SelfService: SelfService{
 			LoginCode: true, CodeValidity: Duration(3 * time.Minute), CodeMaxTries: 5,
 			LoginLinkValidity: Duration(24 * time.Hour), ActivationLinkValidity: Duration(24 * time.Hour),
@@ -315,6 +366,15 @@ func formatValue(v reflect.Value) string {
 		return x.D().String()
 	case []string:
 		return strings.Join(x, ",")
+	case []OIDCClient:
+		if len(x) == 0 {
+			return "(none)"
+		}
+		ids := make([]string, len(x))
+		for i, c := range x {
+			ids[i] = c.ID
+		}
+		return strings.Join(ids, ",")
 	default:
 		return fmt.Sprint(x)
 	}
@@ -356,6 +416,16 @@ func setValue(v reflect.Value, s string) error {
 			if p = strings.TrimSpace(p); p != "" {
 				list = append(list, p)
 			}
+		}
+		v.Set(reflect.ValueOf(list))
+		return nil
+	case *[]OIDCClient:
+		// A YAML (or JSON) list: [{id: app, name: App, redirect_uris: [...]}]
+		var list []OIDCClient
+		dec := yaml.NewDecoder(strings.NewReader(s))
+		dec.KnownFields(true)
+		if err := dec.Decode(&list); err != nil {
+			return fmt.Errorf("want a YAML list of applications: %w", err)
 		}
 		v.Set(reflect.ValueOf(list))
 		return nil
@@ -455,6 +525,8 @@ func (c Config) Validate() error {
 		"self_service.reset_link_validity": c.SelfService.ResetLinkValidity, "self_service.verify_link_validity": c.SelfService.VerifyLinkValidity,
 		"self_service.resend_interval": c.SelfService.ResendInterval, "self_service.send_window": c.SelfService.SendWindow,
 		"self_service.question_lock": c.SelfService.QuestionLock,
+		"oidc.access_token_lifetime": c.OIDC.AccessTokenLifetime, "oidc.id_token_lifetime": c.OIDC.IDTokenLifetime,
+		"oidc.refresh_token_lifetime": c.OIDC.RefreshTokenLifetime, "oidc.auth_request_lifetime": c.OIDC.AuthRequestLifetime,
 	}
 	for _, k := range slices.Sorted(maps.Keys(positive)) {
 		if positive[k] <= 0 {
@@ -469,6 +541,54 @@ func (c Config) Validate() error {
 	}
 	if _, err := mail.ParseAddress(c.Mail.From); err != nil {
 		bad("mail.from", "not an email address: %q", c.Mail.From)
+	}
+	if a := c.Keys.Algorithm; a != "ES256" && a != "RS256" {
+		bad("keys.algorithm", "want ES256 or RS256, got %q", a)
+	}
+	if c.Keys.EncryptionKey != "" && c.Keys.EncryptionKeyFile != "" {
+		bad("keys.encryption_key_file", "set encryption_key or encryption_key_file, not both")
+	}
+	if c.Keys.EncryptionKey != "" && !validSecret(c.Keys.EncryptionKey) {
+		bad("keys.encryption_key", "want the base64 of 32 random bytes (openssl rand -base64 32)")
+	}
+	if f := c.Keys.EncryptionKeyFile; f != "" {
+		if b, err := os.ReadFile(f); err != nil {
+			bad("keys.encryption_key_file", "%v", err)
+		} else if !validSecret(string(b)) {
+			bad("keys.encryption_key_file", "%s does not hold the base64 of 32 random bytes (openssl rand -base64 32)", f)
+		}
+	}
+	seen := map[string]bool{}
+	for i, cl := range c.OIDC.Clients {
+		key := fmt.Sprintf("oidc.clients[%d]", i)
+		if cl.ID == "" {
+			bad(key+".id", "must not be empty")
+		} else if seen[cl.ID] {
+			bad(key+".id", "%q is declared twice", cl.ID)
+		}
+		seen[cl.ID] = true
+		if cl.Name == "" {
+			bad(key+".name", "must not be empty")
+		}
+		if len(cl.RedirectURIs) == 0 && !slices.Contains(cl.Grants, "client_credentials") {
+			bad(key+".redirect_uris", "at least one redirect URI is needed")
+		}
+		switch {
+		case cl.Public && (cl.SecretFile != "" || cl.SecretSHA256 != ""):
+			bad(key, "a public client has no secret: drop secret_file and secret_sha256")
+		case !cl.Public && cl.SecretFile == "" && cl.SecretSHA256 == "":
+			bad(key, "a confidential client needs secret_file or secret_sha256 (or set public: true)")
+		case cl.SecretFile != "" && cl.SecretSHA256 != "":
+			bad(key, "set secret_file or secret_sha256, not both")
+		}
+		if s, err := cl.Secret(); err != nil {
+			bad(key+".secret_file", "%v", errors.Unwrap(err))
+		} else if cl.SecretFile != "" && len(s) < 32 {
+			bad(key+".secret_file", "the secret must be at least 32 characters (openssl rand -base64 32)")
+		}
+		if h := cl.SecretSHA256; h != "" && (len(h) != 64 || strings.Trim(strings.ToLower(h), "0123456789abcdef") != "") {
+			bad(key+".secret_sha256", "want the 64 hex digits of a SHA-256")
+		}
 	}
 	switch c.Mail.Driver {
 	case "dev":
@@ -492,6 +612,17 @@ func (c Config) Validate() error {
 		bad("mail.driver", "want dev or smtp, got %q", c.Mail.Driver)
 	}
 	return errors.Join(errs...)
+}
+
+// validSecret reports whether s is the base64 of 32 bytes.
+func validSecret(s string) bool {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return len(b) == 32
+		}
+	}
+	return false
 }
 
 // Secure reports whether the public URL is HTTPS (cookies get Secure and __Host-).

@@ -20,11 +20,17 @@ type identifyData struct {
 
 func (h *Handler) showIdentify(w http.ResponseWriter, r *http.Request) error {
 	returnTo := safeReturn(r.URL.Query().Get("return_to"))
-	if session.FromContext(r.Context()) != nil {
+	// reauth=1 asks for a sign-in even with a live session (an application's
+	// prompt=login or max_age, "use another account"): the new session
+	// replaces it when the sign-in completes.
+	reauth := r.URL.Query().Get("reauth") == "1"
+	if session.FromContext(r.Context()) != nil && !reauth {
 		return web.Redirect(w, r, orAccount(returnTo))
 	}
 	p := web.Page{Title: "login.title", Data: identifyData{Login: r.URL.Query().Get("login"), ReturnTo: returnTo}}
 	switch {
+	case reauth && session.FromContext(r.Context()) != nil:
+		p.Notice = "login.reauth"
 	case r.URL.Query().Has("logged_out"):
 		p.Notice = "logout.done"
 	case r.URL.Query().Has("expired"):

@@ -23,6 +23,7 @@ type accountData struct {
 	PasswordError string
 	SignOutOthers bool
 	Question      questionView // the secret question's section (question.go)
+	Apps          []appView    // applications granted access (apps.go)
 }
 
 type emailView struct {
@@ -78,6 +79,9 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, cur *session.Cu
 	}
 	d.Account = cur.Account
 	if err := h.loadQuestion(ctx, l, cur.Account.ID, &d.Question); err != nil {
+		return err
+	}
+	if d.Apps, err = h.loadApps(ctx, l, cur.Account.ID); err != nil {
 		return err
 	}
 	if d.Policy.ID == "" {

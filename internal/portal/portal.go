@@ -56,6 +56,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /account/password", h.signedIn(h.changePassword))
 	mux.Handle("POST /account/sessions/{id}/revoke", h.signedIn(h.revokeSession))
 	mux.Handle("POST /account/sessions/revoke-others", h.signedIn(h.revokeOthers))
+	mux.Handle("POST /account/apps/{client}/revoke", h.signedIn(h.revokeApp))
 	mux.Handle("GET /verify", h.App.Handle(h.showVerify))
 	mux.Handle("POST /verify", h.App.Handle(h.submitVerify))
 	h.registerRecover(mux) // /recover, /recover/link, /recover/code, /recover/password, /whoami
@@ -91,6 +92,7 @@ var notices = map[string]string{
 	"email_removed": "account.done_email_removed", "primary": "account.done_primary",
 	"resent": "account.done_resent", "session_ended": "account.done_session_ended",
 	"others_ended": "account.done_others_ended",
+	"app_revoked":  "account.done_app_revoked",
 	"activated":    "activate.done", // the end of an activation (login/activate.go)
 }
 

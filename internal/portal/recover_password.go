@@ -194,12 +194,17 @@ func (h *Handler) resetPassword(ctx context.Context, a store.Account, hash, meth
 		if err != nil {
 			return err
 		}
+		// Applications and devices (OpenID Connect grants and tokens) end too.
+		grants, err := tx.RevokeAccountOIDC(ctx, a.ID, "password_reset", now)
+		if err != nil {
+			return err
+		}
 		if err := tx.EndTokens(ctx, a.ID, now, store.PurposeResetLink, store.PurposeResetCode,
 			store.PurposeLoginLink, store.PurposeLoginCode); err != nil {
 			return err
 		}
 		if err := h.Audit.Record(ctx, tx, store.AuditEvent{Type: "password.reset", AccountID: a.ID,
-			Details: map[string]string{"method": method, "sessions_ended": fmt.Sprint(ended)}}); err != nil {
+			Details: map[string]string{"method": method, "sessions_ended": fmt.Sprint(ended), "grants_ended": fmt.Sprint(grants)}}); err != nil {
 			return err
 		}
 		return h.Notify.Send(ctx, tx, a, notify.PasswordChanged, web.Info(ctx).Lang, nil)

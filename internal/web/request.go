@@ -104,8 +104,7 @@ func (a *App) Middleware(mux http.Handler, o Options) http.Handler {
 		}()
 		h := sw.Header()
 		h.Set("X-Request-Id", info.RequestID)
-		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
-			"form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("Content-Security-Policy", contentSecurityPolicy(""))
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
@@ -120,6 +119,38 @@ func (a *App) Middleware(mux http.Handler, o Options) http.Handler {
 		}
 		inner.ServeHTTP(sw, r)
 	})
+}
+
+// contentSecurityPolicy is the policy of every page; forms may post to
+// this server and to the extra sources (space-separated).
+func contentSecurityPolicy(formSources string) string {
+	if formSources != "" {
+		formSources = " " + formSources
+	}
+	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"form-action 'self'" + formSources + "; frame-ancestors 'none'; base-uri 'none'"
+}
+
+// AllowFormsTo lets the page's forms, and the redirects that follow their
+// submission (browsers check those too), reach the origins of these URLs:
+// a page whose form ends at an application (OpenID Connect form_post,
+// consent refused, logout back to the application).
+func AllowFormsTo(w http.ResponseWriter, urls ...string) {
+	var sources []string
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil || u.Scheme == "" {
+			continue
+		}
+		src := u.Scheme + ":"
+		if u.Host != "" {
+			src = u.Scheme + "://" + u.Host
+		}
+		if !strings.ContainsAny(src, " ;,'\"\r\n") {
+			sources = append(sources, src)
+		}
+	}
+	w.Header().Set("Content-Security-Policy", contentSecurityPolicy(strings.Join(sources, " ")))
 }
 
 // NoReferrer marks a response that carries a secret in its URL (token pages).
