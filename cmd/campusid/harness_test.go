@@ -99,9 +99,12 @@ func startNode(t testing.TB, cfg config.Config, c *clock) *node {
 	hs.Config.Handler = srv.handler
 	hs.Start()
 	bg, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
+	done, ddone := make(chan struct{}), make(chan struct{})
 	go func() { srv.worker.Run(bg); close(done) }()
-	t.Cleanup(func() { hs.Close(); cancel(); <-done; db.Close() })
+	srv.delivery.Poll, srv.delivery.Timeout = 20*time.Millisecond, 2*time.Second
+	srv.delivery.RetryBase, srv.delivery.RetryMax = 50*time.Millisecond, 200*time.Millisecond
+	go func() { srv.delivery.Run(bg); close(ddone) }()
+	t.Cleanup(func() { hs.Close(); cancel(); <-done; <-ddone; db.Close() })
 	return &node{t: t, srv: srv, http: hs, URL: hs.URL, clock: c}
 }
 

@@ -51,8 +51,9 @@ are applied at start. SIGINT or SIGTERM stop it gracefully.`)
 
 	var wg sync.WaitGroup
 	bg, cancelBG := context.WithCancel(context.WithoutCancel(ctx))
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); srv.worker.Run(bg) }()
+	go func() { defer wg.Done(); srv.delivery.Run(bg) }()
 	go func() { defer wg.Done(); srv.cleanup(bg) }()
 
 	errc := make(chan error, 1)

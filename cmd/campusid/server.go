@@ -15,6 +15,7 @@ import (
 	"campusid/internal/account"
 	"campusid/internal/audit"
 	"campusid/internal/config"
+	"campusid/internal/delivery"
 	"campusid/internal/keys"
 	"campusid/internal/login"
 	"campusid/internal/notify"
@@ -36,6 +37,7 @@ type server struct {
 	accounts *account.Service
 	audit    *audit.Log
 	worker   *outbox.Worker
+	delivery *delivery.Worker // back-channel deliveries (logout tokens)
 	keys     *keys.Manager
 	handler  http.Handler
 	registry *prometheus.Registry
@@ -177,6 +179,8 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 	if err != nil {
 		return nil, err
 	}
+	dw := delivery.New(db, log, now)
+	dw.Sources = append(dw.Sources, (&oidc.BackChannel{DB: db, Keys: km, Issuer: cfg.PublicURL, Now: now}).Propagate)
 	mux.Handle("GET /static/", web.Static())
 	mux.Handle("GET /lang/{lang}", web.LangSwitch(cfg.Secure()))
 	mux.Handle("GET /healthz", healthz(db))
@@ -202,11 +206,11 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 		worker.Sender = sender
 	}
 
-	handler := app.Middleware(sessions.Middleware(wakeOnMail(mux, wake)), web.Options{
+	handler := app.Middleware(sessions.Middleware(wakeOnMail(wakeOnPost(mux, dw), wake)), web.Options{
 		PublicURL: cfg.PublicURL, DefaultLang: cfg.DefaultLanguage, TrustedProxies: cfg.TrustedProxies, Metrics: web.NewMetrics(reg),
 		CrossOriginBypass: []string{oidc.ProtocolPattern},
 	})
-	return &server{cfg: cfg, log: log, db: db, accounts: accounts, audit: al, worker: worker, keys: km, handler: handler, registry: reg, now: now}, nil
+	return &server{cfg: cfg, log: log, db: db, accounts: accounts, audit: al, worker: worker, delivery: dw, keys: km, handler: handler, registry: reg, now: now}, nil
 }
 
 // startOIDC makes sure a signing key exists and that the applications of
@@ -244,6 +248,18 @@ func wakeOnMail(next http.Handler, wake chan struct{}) http.Handler {
 	})
 }
 
+// wakeOnPost nudges the delivery worker after every POST (its transaction
+// has committed by then): any of them may have ended a session, whose
+// back-channel logout should leave at once rather than at the next poll.
+func wakeOnPost(next http.Handler, dw *delivery.Worker) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r)
+		if r.Method == http.MethodPost {
+			dw.Signal()
+		}
+	})
+}
+
 func healthz(db *store.DB) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -268,6 +284,7 @@ func (s *server) cleanup(ctx context.Context) {
 		s.db.DeleteExpiredLoginFlows(ctx, cutoff)
 		s.db.DeleteStaleThrottles(ctx, cutoff)
 		s.db.DeleteExpiredOIDC(ctx, cutoff)
+		s.db.DeleteOldDeliveries(ctx, s.now().Add(-7*24*time.Hour))
 		select {
 		case <-ctx.Done():
 			return

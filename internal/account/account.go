@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"campusid/internal/audit"
+	"campusid/internal/i18n"
 	"campusid/internal/notify"
 	"campusid/internal/store"
 	"campusid/internal/web"
@@ -199,23 +200,45 @@ func (s *Service) checkAndHash(ctx context.Context, a store.Account, emails []st
 }
 
 // SetPassword checks the policy, stores the new hash, and, when endSessions,
-// ends every session of the account but keepSession. It records the audit
-// event with the actor ("self", "cli", ...).
+// ends the account's sessions but keepSession. When endSessions and no
+// session is kept (an administrator's `user set-password`, a recovery), the
+// connected devices and applications (OpenID Connect grants and access
+// tokens) end too; a voluntary change chooses with ChangePassword.
 func (s *Service) SetPassword(ctx context.Context, accountID, password, actor, keepSession string, endSessions bool) error {
+	_, err := s.ChangePassword(ctx, PasswordChange{AccountID: accountID, Password: password, Actor: actor,
+		KeepSession: keepSession, EndSessions: endSessions, EndDevices: endSessions && keepSession == ""})
+	return err
+}
+
+// PasswordChange is what ChangePassword does.
+type PasswordChange struct {
+	AccountID, Password, Actor string
+	KeepSession                string // the session that stays when EndSessions ("" for none)
+	EndSessions                bool   // end the account's sessions (but KeepSession)
+	EndDevices                 bool   // end every OpenID Connect grant and access token of the account
+}
+
+// ChangePassword checks the policy, stores the new hash, ends what c asks,
+// audits and notifies the owner (the email lists the devices and
+// applications signed out). It returns their names ("Application — device").
+func (s *Service) ChangePassword(ctx context.Context, c PasswordChange) ([]string, error) {
+	accountID, actor := c.AccountID, c.Actor
 	a, err := s.DB.AccountByID(ctx, accountID)
 	if err != nil {
-		return fmt.Errorf("account: set password: %w", err)
+		return nil, fmt.Errorf("account: set password: %w", err)
 	}
 	emails, err := s.DB.EmailsOf(ctx, accountID)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	hash, err := s.checkAndHash(ctx, a, emails, password)
+	hash, err := s.checkAndHash(ctx, a, emails, c.Password)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := s.Now()
-	return s.DB.InTx(ctx, func(tx *store.DB) error {
+	var names []string
+	err = s.DB.InTx(ctx, func(tx *store.DB) error {
+		names = nil
 		if err := tx.SetPassword(ctx, accountID, hash, now); err != nil {
 			return err
 		}
@@ -225,20 +248,67 @@ func (s *Service) SetPassword(ctx context.Context, accountID, password, actor, k
 			}
 		}
 		ended := int64(0)
-		if endSessions {
-			if ended, err = tx.RevokeOtherSessions(ctx, accountID, keepSession, now); err != nil {
+		if c.EndSessions {
+			if ended, err = tx.RevokeOtherSessions(ctx, accountID, c.KeepSession, now); err != nil {
+				return err
+			}
+		}
+		lang := web.Info(ctx).Lang
+		grants := int64(0)
+		if c.EndDevices {
+			if names, grants, err = EndDevices(ctx, tx, accountID, "password_change", lang, now); err != nil {
 				return err
 			}
 		}
 		if err := s.Audit.Record(ctx, tx, store.AuditEvent{Type: "password.change", AccountID: accountID, Actor: actor,
-			Details: map[string]string{"sessions_ended": fmt.Sprint(ended)}}); err != nil {
+			Details: map[string]string{"sessions_ended": fmt.Sprint(ended), "grants_ended": fmt.Sprint(grants)}}); err != nil {
 			return err
 		}
 		if s.Notify == nil {
 			return nil
 		}
-		return s.Notify.Send(ctx, tx, a, notify.PasswordChanged, web.Info(ctx).Lang, nil)
+		// The email lists what was signed out, or says the devices stay connected.
+		return s.Notify.Send(ctx, tx, a, notify.PasswordChanged, lang,
+			map[string]any{"DevicesReported": true, "DevicesEnded": append([]string{}, names...)})
 	})
+	if err != nil {
+		return nil, err
+	}
+	return names, nil
+}
+
+// GrantName names a connected device or application for people: the
+// application's name, and the device (its recorded name, or what its user
+// agent says), e.g. "Nextcloud Desktop — Windows".
+// EndDevices revokes every connected device and application of the account
+// (OpenID Connect grants and access tokens) through tx and returns their
+// names, in lang, for the email that tells of it.
+func EndDevices(ctx context.Context, tx *store.DB, accountID, reason, lang string, now time.Time) ([]string, int64, error) {
+	live, err := tx.ListLiveOIDCGrants(ctx, accountID, now)
+	if err != nil {
+		return nil, 0, err
+	}
+	l := i18n.Localizer{Lang: lang}
+	names := []string{}
+	for _, g := range live {
+		names = append(names, GrantName(l, g))
+	}
+	n, err := tx.RevokeAccountOIDC(ctx, accountID, reason, now)
+	return names, n, err
+}
+
+func GrantName(l i18n.Localizer, g store.OIDCLiveGrant) string {
+	dev := g.DeviceName
+	if dev == "" && g.UserAgent != "" {
+		dev = notify.Device(l, g.UserAgent)
+	}
+	switch {
+	case dev == "" || dev == g.ClientName:
+		return g.ClientName
+	case strings.HasPrefix(dev, g.ClientName): // the device flow names it "App (device)"
+		return dev
+	}
+	return g.ClientName + " — " + dev
 }
 
 // CheckPassword verifies password against the account's hash and rehashes

@@ -83,6 +83,8 @@ type Handler struct {
 	IDTokenLifetime      time.Duration
 	RefreshTokenLifetime time.Duration
 	AuthRequestLifetime  time.Duration
+	DeviceCodeLifetime   time.Duration // device flow (device.go); 0: 10 minutes
+	DevicePollInterval   time.Duration // 0: 5 seconds
 
 	op      *op.Provider
 	storage *storage
@@ -101,11 +103,13 @@ func (h *Handler) Register(mux *http.ServeMux) error {
 		SupportedUILocales:       []language.Tag{language.French, language.English},
 		SupportedClaims:          supportedClaims,
 		SupportedScopes:          StandardScopes,
+		DeviceAuthorization:      *h.deviceConfig(),
 	}
 	opts := []op.Option{
 		op.WithCustomEndpoints(op.NewEndpoint(PathAuthorize), op.NewEndpoint(PathToken), op.NewEndpoint(PathUserinfo),
 			op.NewEndpoint(PathRevoke), op.NewEndpoint(PathEndSession), op.NewEndpoint(PathKeys)),
 		op.WithCustomIntrospectionEndpoint(op.NewEndpoint(PathIntrospect)),
+		op.WithCustomDeviceAuthorizationEndpoint(op.NewEndpoint(PathDeviceAuthorization)),
 		// The protocol endpoints take no cookies: any origin may call them
 		// (single-page applications), without credentials.
 		op.WithCORSOptions(&cors.Options{AllowOriginFunc: func(string) bool { return true },
@@ -123,9 +127,20 @@ func (h *Handler) Register(mux *http.ServeMux) error {
 	mux.HandleFunc("GET "+PathDiscovery, h.discovery)
 	mux.Handle(PathAuthorize, h.App.Handle(h.authorize))
 	mux.Handle("GET "+PathCallback, h.App.Handle(h.callback))
-	for _, path := range []string{PathToken, PathIntrospect, PathUserinfo, PathRevoke, PathKeys} {
+	for _, path := range []string{PathIntrospect, PathUserinfo, PathRevoke, PathKeys} {
 		mux.Handle(path, p)
 	}
+	mux.HandleFunc(PathToken, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.PostFormValue("grant_type") == string(oidc.GrantTypeDeviceCode) {
+			h.deviceToken(w, r) // device.go
+			return
+		}
+		p.ServeHTTP(w, r)
+	})
+	mux.HandleFunc(PathDeviceAuthorization, h.deviceAuthorization)
+	mux.Handle("GET "+PathDevice, h.App.Handle(h.showDevice))
+	mux.Handle("POST "+PathDevice, h.App.Handle(h.submitDevice))
+	mux.Handle("POST "+PathDeviceConsent, h.App.Handle(h.submitDeviceConsent))
 	mux.Handle(PathEndSession, h.App.Handle(h.endSession))
 	mux.Handle("GET "+PathContinue, h.App.Handle(h.showContinue))
 	mux.Handle("GET "+PathConsent, h.App.Handle(h.showConsent))
@@ -147,8 +162,8 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request) {
 	d := op.CreateDiscoveryConfig(h.ctx(r), h.op, h.storage)
 	d.ResponseTypesSupported = []string{string(oidc.ResponseTypeCode)}
 	d.ResponseModesSupported = []string{string(oidc.ResponseModeQuery), string(oidc.ResponseModeFormPost)}
-	d.GrantTypesSupported = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeClientCredentials}
-	d.DeviceAuthorizationEndpoint = "" // the device flow comes next
+	d.GrantTypesSupported = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeClientCredentials,
+		oidc.GrantTypeDeviceCode}
 	d.CheckSessionIframe = ""
 	d.RequestObjectSigningAlgValuesSupported = nil
 	d.TokenEndpointAuthSigningAlgValuesSupported = nil
@@ -156,6 +171,7 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request) {
 	d.RevocationEndpointAuthSigningAlgValuesSupported = nil
 	d.IntrospectionEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic}
 	d.ClaimsParameterSupported = false
+	d.BackChannelLogoutSupported, d.BackChannelLogoutSessionSupported = true, true // backchannel.go
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	httphelper.MarshalJSON(w, d)

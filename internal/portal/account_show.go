@@ -22,8 +22,11 @@ type accountData struct {
 	EmailError    string
 	PasswordError string
 	SignOutOthers bool
-	Question      questionView // the secret question's section (question.go)
-	Apps          []appView    // applications granted access (apps.go)
+	// SignOutDevices: the password form's "also sign out my connected
+	// devices and applications" (devices.go), unchecked by default.
+	SignOutDevices bool
+	Question       questionView // the secret question's section (question.go)
+	Apps           []appEntry   // applications granted access or connected (apps.go, devices.go)
 }
 
 type emailView struct {
@@ -81,7 +84,11 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, cur *session.Cu
 	if err := h.loadQuestion(ctx, l, cur.Account.ID, &d.Question); err != nil {
 		return err
 	}
-	if d.Apps, err = h.loadApps(ctx, l, cur.Account.ID); err != nil {
+	apps, err := h.loadApps(ctx, l, cur.Account.ID)
+	if err != nil {
+		return err
+	}
+	if d.Apps, err = h.loadDevices(ctx, l, cur.Account.ID, apps); err != nil {
 		return err
 	}
 	if d.Policy.ID == "" {

@@ -17,7 +17,8 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, cur *se
 	next := r.PostFormValue("new_password")
 	confirm := r.PostFormValue("confirm_password")
 	others := r.PostFormValue("signout_others") == "on"
-	d := accountData{SignOutOthers: others}
+	devices := r.PostFormValue("signout_devices") == "on"
+	d := accountData{SignOutOthers: others, SignOutDevices: devices}
 	again := func(status int, msg string, v []account.Violation, submitted bool) error {
 		d.PasswordError = msg
 		d.Policy = h.Accounts.Policy.View(l, v, submitted)
@@ -52,7 +53,11 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, cur *se
 	if len(v) > 0 {
 		return again(http.StatusUnprocessableEntity, l.T("account.password_refused"), v, true)
 	}
-	err = h.Accounts.SetPassword(ctx, cur.Account.ID, next, "self", cur.Session.ID, others)
+	// Other sessions end when asked (recommended); connected devices and
+	// applications only when asked too: the person knows the password, the
+	// devices did not leak it (a reset, by contrast, ends them all).
+	_, err = h.Accounts.ChangePassword(ctx, account.PasswordChange{AccountID: cur.Account.ID, Password: next, Actor: "self",
+		KeepSession: cur.Session.ID, EndSessions: others, EndDevices: devices})
 	var pe *account.PolicyError
 	if errors.As(err, &pe) {
 		return again(http.StatusUnprocessableEntity, l.T("account.password_refused"), pe.Violations, true)

@@ -57,6 +57,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /account/sessions/{id}/revoke", h.signedIn(h.revokeSession))
 	mux.Handle("POST /account/sessions/revoke-others", h.signedIn(h.revokeOthers))
 	mux.Handle("POST /account/apps/{client}/revoke", h.signedIn(h.revokeApp))
+	mux.Handle("POST /account/devices/{id}/signout", h.signedIn(h.signOutDevice)) // devices.go
 	mux.Handle("GET /verify", h.App.Handle(h.showVerify))
 	mux.Handle("POST /verify", h.App.Handle(h.submitVerify))
 	h.registerRecover(mux) // /recover, /recover/link, /recover/code, /recover/password, /whoami

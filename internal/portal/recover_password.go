@@ -195,7 +195,8 @@ func (h *Handler) resetPassword(ctx context.Context, a store.Account, hash, meth
 			return err
 		}
 		// Applications and devices (OpenID Connect grants and tokens) end too.
-		grants, err := tx.RevokeAccountOIDC(ctx, a.ID, "password_reset", now)
+		lang := web.Info(ctx).Lang
+		devices, grants, err := account.EndDevices(ctx, tx, a.ID, "password_reset", lang, now)
 		if err != nil {
 			return err
 		}
@@ -207,7 +208,9 @@ func (h *Handler) resetPassword(ctx context.Context, a store.Account, hash, meth
 			Details: map[string]string{"method": method, "sessions_ended": fmt.Sprint(ended), "grants_ended": fmt.Sprint(grants)}}); err != nil {
 			return err
 		}
-		return h.Notify.Send(ctx, tx, a, notify.PasswordChanged, web.Info(ctx).Lang, nil)
+		// The email lists the devices signed out and how to reconnect them.
+		return h.Notify.Send(ctx, tx, a, notify.PasswordChanged, lang,
+			map[string]any{"DevicesReported": true, "DevicesEnded": devices})
 	})
 }
 

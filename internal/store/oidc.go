@@ -589,3 +589,129 @@ func (db *DB) DeleteExpiredOIDC(ctx context.Context, cutoff time.Time) error {
 	}
 	return nil
 }
+
+// OIDCLiveGrant is a grant that still works (not revoked, with a refresh
+// token neither used nor expired), with its application's name: a connected
+// device or application of the account page.
+type OIDCLiveGrant struct {
+	OIDCGrant
+	ClientName string
+}
+
+// ListLiveOIDCGrants returns the account's working grants at now, most
+// recently used first.
+func (db *DB) ListLiveOIDCGrants(ctx context.Context, accountID string, now time.Time) ([]OIDCLiveGrant, error) {
+	cols := "g." + strings.ReplaceAll(strings.Join(strings.Fields(grantCols), " "), ", ", ", g.")
+	rows, err := db.query(ctx, `SELECT `+cols+`, k.name FROM oidc_grants g JOIN oidc_clients k ON k.id = g.client_id
+		WHERE g.account_id = ? AND g.revoked_at IS NULL AND EXISTS (SELECT 1 FROM oidc_refresh_tokens r
+			WHERE r.grant_id = g.id AND r.used_at IS NULL AND r.expires_at > ?)
+		ORDER BY g.last_used_at DESC, g.id`, accountID, ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("store: list live grants: %w", err)
+	}
+	defer rows.Close()
+	var out []OIDCLiveGrant
+	for rows.Next() {
+		var name string
+		g, err := scanGrant(scanFunc(func(dest ...any) error { return rows.Scan(append(dest, &name)...) }))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, OIDCLiveGrant{OIDCGrant: g, ClientName: name})
+	}
+	return out, rows.Err()
+}
+
+// scanFunc adapts a function to scanGrant's row.
+type scanFunc func(dest ...any) error
+
+func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
+
+// Device code states (RFC 8628; see migration 0003). "used" marks a device
+// code whose tokens were issued: presented again, it is refused.
+const (
+	DeviceCodePending  = "pending"
+	DeviceCodeApproved = "approved"
+	DeviceCodeDenied   = "denied"
+	DeviceCodeUsed     = "used"
+)
+
+// OIDCDeviceCode is one device authorization request.
+type OIDCDeviceCode struct {
+	DeviceCodeHash string
+	UserCode       string // normalized: the letters without dash
+	ClientID       string
+	Scopes         []string
+	State          string
+	AccountID      string
+	SessionID      string
+	AuthTime       *time.Time
+	AMR            []string
+	DeviceName     string // the device's user agent at the device_authorization call
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	LastPollAt     *time.Time
+	PollInterval   int // seconds
+}
+
+const deviceCols = `device_code_hash, user_code, client_id, scopes, state, account_id, session_id, auth_time, amr, device_name,
+	created_at, expires_at, last_poll_at, poll_interval`
+
+func scanDeviceCode(row interface{ Scan(...any) error }) (OIDCDeviceCode, error) {
+	var (
+		d                OIDCDeviceCode
+		scopes, amr      string
+		account          sql.NullString
+		auth, lastPoll   sql.NullInt64
+		created, expires int64
+	)
+	err := row.Scan(&d.DeviceCodeHash, &d.UserCode, &d.ClientID, &scopes, &d.State, &account, &d.SessionID, &auth, &amr,
+		&d.DeviceName, &created, &expires, &lastPoll, &d.PollInterval)
+	d.Scopes, d.AMR, d.AccountID = strings.Fields(scopes), strings.Fields(amr), account.String
+	d.AuthTime, d.LastPollAt, d.CreatedAt, d.ExpiresAt = fromNull(auth), fromNull(lastPoll), fromMS(created), fromMS(expires)
+	return d, err
+}
+
+// CreateOIDCDeviceCode stores a new device authorization (state "pending").
+func (db *DB) CreateOIDCDeviceCode(ctx context.Context, d OIDCDeviceCode) error {
+	_, err := db.exec(ctx, `INSERT INTO oidc_device_codes (device_code_hash, user_code, client_id, scopes, state, device_name,
+		created_at, expires_at, poll_interval) VALUES (?,?,?,?,?,?,?,?,?)`, d.DeviceCodeHash, d.UserCode, d.ClientID,
+		strings.Join(d.Scopes, " "), DeviceCodePending, d.DeviceName, ms(d.CreatedAt), ms(d.ExpiresAt), d.PollInterval)
+	if err != nil {
+		return fmt.Errorf("store: create device code: %w", err)
+	}
+	return nil
+}
+
+// OIDCDeviceCodeByHash returns a device authorization by its device code's hash.
+func (db *DB) OIDCDeviceCodeByHash(ctx context.Context, hash string) (OIDCDeviceCode, error) {
+	d, err := scanDeviceCode(db.queryRow(ctx, `SELECT `+deviceCols+` FROM oidc_device_codes WHERE device_code_hash = ?`, hash))
+	return d, db.mapErr(err)
+}
+
+// OIDCDeviceCodeByUserCode returns a device authorization by its (normalized) user code.
+func (db *DB) OIDCDeviceCodeByUserCode(ctx context.Context, userCode string) (OIDCDeviceCode, error) {
+	d, err := scanDeviceCode(db.queryRow(ctx, `SELECT `+deviceCols+` FROM oidc_device_codes WHERE user_code = ?`, userCode))
+	return d, db.mapErr(err)
+}
+
+// PollOIDCDeviceCode records a poll of the device: its time and interval
+// (seconds, raised after a slow_down).
+func (db *DB) PollOIDCDeviceCode(ctx context.Context, hash string, now time.Time, interval int) error {
+	return db.execOne(ctx, `UPDATE oidc_device_codes SET last_poll_at = ?, poll_interval = ? WHERE device_code_hash = ?`,
+		ms(now), interval, hash)
+}
+
+// DecideOIDCDeviceCode approves (with who signed in) or denies a pending
+// device authorization; ErrNotFound when it is no longer pending.
+func (db *DB) DecideOIDCDeviceCode(ctx context.Context, userCode, state, accountID, sessionID string, authTime time.Time, amr []string) error {
+	return db.execOne(ctx, `UPDATE oidc_device_codes SET state = ?, account_id = ?, session_id = ?, auth_time = ?, amr = ?
+		WHERE user_code = ? AND state = ?`, state, accountID, sessionID, ms(authTime), strings.Join(amr, " "), userCode, DeviceCodePending)
+}
+
+// ClaimOIDCDeviceCode moves an approved device code to "used": of two
+// redemptions, exactly one gets nil.
+func (db *DB) ClaimOIDCDeviceCode(ctx context.Context, hash string) error {
+	return db.execOne(ctx, `UPDATE oidc_device_codes SET state = ? WHERE device_code_hash = ? AND state = ?`,
+		DeviceCodeUsed, hash, DeviceCodeApproved)
+}
