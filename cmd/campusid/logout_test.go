@@ -147,13 +147,27 @@ func userinfoStatus(t *testing.T, n *node, access string) int {
 	return resp.StatusCode
 }
 
+// logoutDeliveries lists the back-channel deliveries once all are settled
+// (delivered or given up), waiting up to 5 s: the application may have
+// received a token a moment before the worker that sent it records the
+// attempt.
 func logoutDeliveries(t *testing.T, n *node) []store.Delivery {
 	t.Helper()
-	ds, err := n.srv.db.ListDeliveries(context.Background(), oidc.DeliveryKindBackchannelLogout)
-	if err != nil {
-		t.Fatal(err)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		ds, err := n.srv.db.ListDeliveries(context.Background(), oidc.DeliveryKindBackchannelLogout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		settled := true
+		for _, d := range ds {
+			if d.State == store.DeliveryPending {
+				settled = false
+			}
+		}
+		if settled || time.Now().After(deadline) {
+			return ds
+		}
 	}
-	return ds
 }
 
 // TestBackchannelLogoutOnSignOut: after POST /logout, each application of

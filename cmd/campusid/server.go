@@ -175,11 +175,14 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 	err = (&oidc.Handler{App: app, DB: db, Keys: km, Sessions: sessions, Audit: al, Now: now, Issuer: cfg.PublicURL,
 		AccessTokenLifetime: oc.AccessTokenLifetime.D(), IDTokenLifetime: oc.IDTokenLifetime.D(),
 		RefreshTokenLifetime: oc.RefreshTokenLifetime.D(), AuthRequestLifetime: oc.AuthRequestLifetime.D(),
+		DeviceCodeLifetime: oc.DeviceCodeLifetime.D(), DevicePollInterval: oc.DevicePollInterval.D(),
 	}).Register(mux)
 	if err != nil {
 		return nil, err
 	}
-	dw := delivery.New(db, log, now)
+	dc := cfg.Delivery
+	dw := delivery.NewWithSettings(db, log, now, delivery.Settings{Poll: dc.PollPeriod.D(), Timeout: dc.Timeout.D(),
+		RetryBase: dc.RetryBase.D(), RetryMax: dc.RetryMax.D(), MaxAge: dc.MaxAge.D()})
 	dw.Sources = append(dw.Sources, (&oidc.BackChannel{DB: db, Keys: km, Issuer: cfg.PublicURL, Now: now}).Propagate)
 	mux.Handle("GET /static/", web.Static())
 	mux.Handle("GET /lang/{lang}", web.LangSwitch(cfg.Secure()))
@@ -248,13 +251,15 @@ func wakeOnMail(next http.Handler, wake chan struct{}) http.Handler {
 	})
 }
 
-// wakeOnPost nudges the delivery worker after every POST (its transaction
-// has committed by then): any of them may have ended a session, whose
-// back-channel logout should leave at once rather than at the next poll.
+// wakeOnPost nudges the delivery worker after a form POST (its transaction
+// has committed by then): it may have ended a session, whose back-channel
+// logout should leave at once rather than at the next poll. The protocol
+// endpoints under /oauth2/ end no session, and waking after each of them
+// cost as much CPU as the token exchange itself (benchmarks.md, figure 4).
 func wakeOnPost(next http.Handler, dw *delivery.Worker) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(w, r)
-		if r.Method == http.MethodPost {
+		if r.Method == http.MethodPost && !strings.HasPrefix(r.URL.Path, "/oauth2/") {
 			dw.Signal()
 		}
 	})

@@ -86,6 +86,7 @@ type Config struct {
 	SelfService     SelfService `yaml:"self_service"`
 	OIDC            OIDC        `yaml:"oidc"`
 	Keys            SigningKeys `yaml:"keys"`
+	Delivery        Delivery    `yaml:"delivery"`
 }
 
 // OIDC holds the settings of the OpenID Connect provider (docs/oidc.md).
@@ -94,6 +95,8 @@ type OIDC struct {
 	IDTokenLifetime      Duration     `yaml:"id_token_lifetime" doc:"lifetime of an ID token"`
 	RefreshTokenLifetime Duration     `yaml:"refresh_token_lifetime" doc:"a refresh token unused this long expires; each use gives a new one"`
 	AuthRequestLifetime  Duration     `yaml:"auth_request_lifetime" doc:"how long a sign-in started by an application may take"`
+	DeviceCodeLifetime   Duration     `yaml:"device_code_lifetime" doc:"device flow: how long a user code may be typed at /device and the device may poll"`
+	DevicePollInterval   Duration     `yaml:"device_poll_interval" doc:"device flow: the least time between two polls of the token endpoint (slow_down when faster)"`
 	Clients              []OIDCClient `yaml:"clients" doc:"applications declared in the file (a YAML list, see docs/oidc.md), upserted at start; the variable takes the same list in YAML flow syntax"`
 }
 
@@ -122,6 +125,16 @@ func (c OIDCClient) Secret() (string, error) {
 		return "", fmt.Errorf("config: oidc.clients %s: secret_file: %w", c.ID, err)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// Delivery holds the settings of the back-channel delivery worker
+// (internal/delivery): OpenID Connect back-channel logout tokens.
+type Delivery struct {
+	PollPeriod Duration `yaml:"poll_period" doc:"how often the worker looks for due back-channel messages (it also wakes after each POST)"`
+	Timeout    Duration `yaml:"timeout" doc:"how long one POST to an application may take"`
+	RetryBase  Duration `yaml:"retry_base" doc:"first retry delay after a temporary failure; doubles each attempt"`
+	RetryMax   Duration `yaml:"retry_max" doc:"longest delay between two attempts"`
+	MaxAge     Duration `yaml:"max_age" doc:"give up on a message still undelivered after this long"`
 }
 
 // SigningKeys holds the settings of the token-signing keys.
@@ -259,8 +272,11 @@ func Default() Config {
 		OIDC: OIDC{
 			AccessTokenLifetime: Duration(time.Hour), IDTokenLifetime: Duration(time.Hour),
 			RefreshTokenLifetime: Duration(30 * 24 * time.Hour), AuthRequestLifetime: Duration(30 * time.Minute),
+			DeviceCodeLifetime: Duration(10 * time.Minute), DevicePollInterval: Duration(5 * time.Second),
 		},
 		Keys: SigningKeys{Algorithm: "ES256"},
+		Delivery: Delivery{PollPeriod: Duration(5 * time.Second), Timeout: Duration(10 * time.Second),
+			RetryBase: Duration(10 * time.Second), RetryMax: Duration(30 * time.Minute), MaxAge: Duration(24 * time.Hour)},
 		SelfService: SelfService{
 			LoginCode: true, CodeValidity: Duration(3 * time.Minute), CodeMaxTries: 5,
 			LoginLinkValidity: Duration(24 * time.Hour), ActivationLinkValidity: Duration(24 * time.Hour),
@@ -527,11 +543,17 @@ func (c Config) Validate() error {
 		"self_service.question_lock": c.SelfService.QuestionLock,
 		"oidc.access_token_lifetime": c.OIDC.AccessTokenLifetime, "oidc.id_token_lifetime": c.OIDC.IDTokenLifetime,
 		"oidc.refresh_token_lifetime": c.OIDC.RefreshTokenLifetime, "oidc.auth_request_lifetime": c.OIDC.AuthRequestLifetime,
+		"oidc.device_code_lifetime": c.OIDC.DeviceCodeLifetime, "oidc.device_poll_interval": c.OIDC.DevicePollInterval,
+		"delivery.poll_period": c.Delivery.PollPeriod, "delivery.timeout": c.Delivery.Timeout,
+		"delivery.retry_base": c.Delivery.RetryBase, "delivery.retry_max": c.Delivery.RetryMax, "delivery.max_age": c.Delivery.MaxAge,
 	}
 	for _, k := range slices.Sorted(maps.Keys(positive)) {
 		if positive[k] <= 0 {
 			bad(k, "must be a positive duration")
 		}
+	}
+	if p := c.OIDC.DevicePollInterval.D(); p > 0 && p%time.Second != 0 {
+		bad("oidc.device_poll_interval", "want whole seconds (the device flow's interval is in seconds), got %s", p)
 	}
 	if c.Login.AccountFreeFailures < 1 || c.Login.ClientFreeFailures < 1 {
 		bad("login.account_free_failures", "free failure counts must be at least 1")

@@ -259,6 +259,11 @@ func TestValidate(t *testing.T) {
 		{"log enums", func(c *Config) { c.Log.Level, c.Log.Format = "verbose", "xml" }, []string{"log.level", "log.format"}},
 		{"preset", func(c *Config) { c.Password.Preset = "strong" }, []string{"password.preset"}},
 		{"zero durations", func(c *Config) { c.Session.IdleTimeout, c.Mail.PollPeriod = 0, -1 }, []string{"session.idle_timeout", "mail.poll_period"}},
+		{"device and delivery durations", func(c *Config) {
+			c.OIDC.DeviceCodeLifetime, c.Delivery.Timeout, c.Delivery.RetryMax = 0, -1, 0
+		}, []string{"oidc.device_code_lifetime", "delivery.timeout", "delivery.retry_max"}},
+		{"device poll interval in whole seconds", func(c *Config) { c.OIDC.DevicePollInterval = Duration(1500 * time.Millisecond) },
+			[]string{"oidc.device_poll_interval"}},
 		{"smtp without host", func(c *Config) { c.Mail.Driver = "smtp" }, []string{"mail.smtp.host"}},
 		{"mail driver", func(c *Config) { c.Mail.Driver = "sendmail" }, []string{"mail.driver"}},
 		{"smtp both passwords", func(c *Config) {

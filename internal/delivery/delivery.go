@@ -47,10 +47,40 @@ type Worker struct {
 // lease is how long a claimed message stays reserved for this worker.
 const lease = 2 * time.Minute
 
+// Settings are the tunable durations of a Worker (the delivery section of
+// the configuration). A zero field takes its default.
+type Settings struct {
+	Poll      time.Duration // how often due messages are looked for
+	Timeout   time.Duration // one POST
+	RetryBase time.Duration // first retry delay, doubling
+	RetryMax  time.Duration // longest delay between two attempts
+	MaxAge    time.Duration // give up after this long
+}
+
+// DefaultSettings are the settings of New.
+func DefaultSettings() Settings {
+	return Settings{Poll: 5 * time.Second, Timeout: 10 * time.Second, RetryBase: 10 * time.Second,
+		RetryMax: 30 * time.Minute, MaxAge: 24 * time.Hour}
+}
+
 // New returns a worker with the usual settings.
 func New(db *store.DB, log *slog.Logger, now func() time.Time) *Worker {
-	return &Worker{DB: db, Log: log, Now: now, Poll: 5 * time.Second, Timeout: 10 * time.Second,
-		RetryBase: 10 * time.Second, RetryMax: 30 * time.Minute, MaxAge: 24 * time.Hour, Wake: make(chan struct{}, 1)}
+	return NewWithSettings(db, log, now, DefaultSettings())
+}
+
+// NewWithSettings returns a worker with the given settings (zero fields:
+// the defaults).
+func NewWithSettings(db *store.DB, log *slog.Logger, now func() time.Time, s Settings) *Worker {
+	d := DefaultSettings()
+	pick := func(v, def time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
+	return &Worker{DB: db, Log: log, Now: now, Poll: pick(s.Poll, d.Poll), Timeout: pick(s.Timeout, d.Timeout),
+		RetryBase: pick(s.RetryBase, d.RetryBase), RetryMax: pick(s.RetryMax, d.RetryMax),
+		MaxAge: pick(s.MaxAge, d.MaxAge), Wake: make(chan struct{}, 1)}
 }
 
 // Signal wakes the worker without blocking.

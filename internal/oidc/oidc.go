@@ -127,16 +127,17 @@ func (h *Handler) Register(mux *http.ServeMux) error {
 	mux.HandleFunc("GET "+PathDiscovery, h.discovery)
 	mux.Handle(PathAuthorize, h.App.Handle(h.authorize))
 	mux.Handle("GET "+PathCallback, h.App.Handle(h.callback))
-	for _, path := range []string{PathIntrospect, PathUserinfo, PathRevoke, PathKeys} {
+	for _, path := range []string{PathIntrospect, PathRevoke, PathKeys} {
 		mux.Handle(path, p)
 	}
-	mux.HandleFunc(PathToken, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle(PathUserinfo, challenge(p, `Bearer error="invalid_token"`))
+	mux.Handle(PathToken, challenge(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.PostFormValue("grant_type") == string(oidc.GrantTypeDeviceCode) {
 			h.deviceToken(w, r) // device.go
 			return
 		}
 		p.ServeHTTP(w, r)
-	})
+	}), `Basic realm="campusid"`))
 	mux.HandleFunc(PathDeviceAuthorization, h.deviceAuthorization)
 	mux.Handle("GET "+PathDevice, h.App.Handle(h.showDevice))
 	mux.Handle("POST "+PathDevice, h.App.Handle(h.submitDevice))
@@ -246,3 +247,26 @@ func (a *authorizer) ValidateAuthRequest(ctx context.Context, req *oidc.AuthRequ
 	req.Scopes = scopes
 	return sub, nil
 }
+
+// challenge adds the WWW-Authenticate header that a 401 must carry (RFC
+// 6749 5.2 for client authentication, RFC 6750 3 for bearer tokens) when
+// the library leaves it out.
+func challenge(next http.Handler, value string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(&challengeWriter{ResponseWriter: w, value: value}, r)
+	})
+}
+
+type challengeWriter struct {
+	http.ResponseWriter
+	value string
+}
+
+func (c *challengeWriter) WriteHeader(code int) {
+	if code == http.StatusUnauthorized && c.Header().Get("WWW-Authenticate") == "" {
+		c.Header().Set("WWW-Authenticate", c.value)
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *challengeWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
