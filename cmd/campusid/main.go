@@ -38,6 +38,7 @@ func commands() []command {
 		{"audit", "list security events", runAudit},
 		{"config", "check the configuration or list every key", runConfig},
 		{"client", "manage applications (OpenID Connect clients)", runClient},
+		{"cas-service", "manage CAS services (the CAS service registry)", runCASService},
 		{"keys", "list or rotate the token-signing keys", runKeys},
 	}
 }

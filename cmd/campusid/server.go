@@ -14,6 +14,7 @@ import (
 
 	"campusid/internal/account"
 	"campusid/internal/audit"
+	"campusid/internal/cas"
 	"campusid/internal/config"
 	"campusid/internal/delivery"
 	"campusid/internal/keys"
@@ -180,6 +181,11 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 	if err != nil {
 		return nil, err
 	}
+	if err := startCAS(context.Background(), cfg, db, now); err != nil {
+		return nil, err
+	}
+	(&cas.Handler{App: app, DB: db, Sessions: sessions, Audit: al, Now: now, TicketLifetime: cfg.CAS.TicketLifetime.D(),
+		EPPNScope: casScope(cfg), RenewKey: km.Derive("cas renew")}).Register(mux)
 	dc := cfg.Delivery
 	dw := delivery.NewWithSettings(db, log, now, delivery.Settings{Poll: dc.PollPeriod.D(), Timeout: dc.Timeout.D(),
 		RetryBase: dc.RetryBase.D(), RetryMax: dc.RetryMax.D(), MaxAge: dc.MaxAge.D()})
@@ -289,6 +295,7 @@ func (s *server) cleanup(ctx context.Context) {
 		s.db.DeleteExpiredLoginFlows(ctx, cutoff)
 		s.db.DeleteStaleThrottles(ctx, cutoff)
 		s.db.DeleteExpiredOIDC(ctx, cutoff)
+		s.db.DeleteExpiredCASTickets(ctx, cutoff)
 		s.db.DeleteOldDeliveries(ctx, s.now().Add(-7*24*time.Hour))
 		select {
 		case <-ctx.Done():

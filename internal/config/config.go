@@ -87,6 +87,25 @@ type Config struct {
 	OIDC            OIDC        `yaml:"oidc"`
 	Keys            SigningKeys `yaml:"keys"`
 	Delivery        Delivery    `yaml:"delivery"`
+	CAS             CAS         `yaml:"cas"`
+}
+
+// CAS holds the settings of the CAS server (docs/cas.md).
+type CAS struct {
+	TicketLifetime Duration     `yaml:"ticket_lifetime" doc:"how long a service ticket may wait for its validation (single use in any case)"`
+	EPPNScope      string       `yaml:"eppn_scope" doc:"domain of the eduPersonPrincipalName attribute (identifier@scope); empty: the host of public_url"`
+	Services       []CASService `yaml:"services" doc:"CAS services declared in the file (a YAML list, see docs/cas.md), upserted at start; the variable takes the same list in YAML flow syntax"`
+}
+
+// CASService is a CAS service declared in the configuration file.
+type CASService struct {
+	ID         string   `yaml:"id"`
+	Name       string   `yaml:"name"`
+	URL        string   `yaml:"url"`
+	Match      string   `yaml:"match"`
+	Attributes []string `yaml:"attributes"`
+	Proxy      bool     `yaml:"proxy"`
+	LogoutURL  string   `yaml:"logout_url"`
 }
 
 // OIDC holds the settings of the OpenID Connect provider (docs/oidc.md).
@@ -275,6 +294,7 @@ func Default() Config {
 			DeviceCodeLifetime: Duration(10 * time.Minute), DevicePollInterval: Duration(5 * time.Second),
 		},
 		Keys: SigningKeys{Algorithm: "ES256"},
+		CAS:  CAS{TicketLifetime: Duration(10 * time.Second)},
 		Delivery: Delivery{PollPeriod: Duration(5 * time.Second), Timeout: Duration(10 * time.Second),
 			RetryBase: Duration(10 * time.Second), RetryMax: Duration(30 * time.Minute), MaxAge: Duration(24 * time.Hour)},
 		SelfService: SelfService{
@@ -391,6 +411,15 @@ func formatValue(v reflect.Value) string {
 			ids[i] = c.ID
 		}
 		return strings.Join(ids, ",")
+	case []CASService:
+		if len(x) == 0 {
+			return "(none)"
+		}
+		ids := make([]string, len(x))
+		for i, c := range x {
+			ids[i] = c.ID
+		}
+		return strings.Join(ids, ",")
 	default:
 		return fmt.Sprint(x)
 	}
@@ -442,6 +471,15 @@ func setValue(v reflect.Value, s string) error {
 		dec.KnownFields(true)
 		if err := dec.Decode(&list); err != nil {
 			return fmt.Errorf("want a YAML list of applications: %w", err)
+		}
+		v.Set(reflect.ValueOf(list))
+		return nil
+	case *[]CASService:
+		var list []CASService
+		dec := yaml.NewDecoder(strings.NewReader(s))
+		dec.KnownFields(true)
+		if err := dec.Decode(&list); err != nil {
+			return fmt.Errorf("want a YAML list of CAS services: %w", err)
 		}
 		v.Set(reflect.ValueOf(list))
 		return nil
@@ -546,6 +584,7 @@ func (c Config) Validate() error {
 		"oidc.device_code_lifetime": c.OIDC.DeviceCodeLifetime, "oidc.device_poll_interval": c.OIDC.DevicePollInterval,
 		"delivery.poll_period": c.Delivery.PollPeriod, "delivery.timeout": c.Delivery.Timeout,
 		"delivery.retry_base": c.Delivery.RetryBase, "delivery.retry_max": c.Delivery.RetryMax, "delivery.max_age": c.Delivery.MaxAge,
+		"cas.ticket_lifetime": c.CAS.TicketLifetime,
 	}
 	for _, k := range slices.Sorted(maps.Keys(positive)) {
 		if positive[k] <= 0 {

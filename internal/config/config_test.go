@@ -457,6 +457,8 @@ func TestEveryKeyHasAnEnvironmentVariable(t *testing.T) {
 				s = "192.0.2.7,192.0.2.8"
 			case *[]OIDCClient:
 				s = `[{id: app, name: App, public: true, redirect_uris: ["http://127.0.0.1/cb"]}]`
+			case *[]CASService:
+				s = `[{id: ent, name: ENT, url: "https://ent.example/"}]`
 			default:
 				switch v.Kind() {
 				case reflect.String:

@@ -87,11 +87,29 @@ func Open(ctx context.Context, url string, maxConns int) (*DB, error) {
 	sdb.SetMaxOpenConns(maxConns)
 	sdb.SetMaxIdleConns(maxConns)
 	sdb.SetConnMaxIdleTime(5 * time.Minute)
-	if err := sdb.PingContext(ctx); err != nil {
+	if err := ping(ctx, sdb, dialect); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
 	return &DB{sql: sdb, q: sdb, dialect: dialect}, nil
+}
+
+// ping checks the connection. On SQLite, switching a new file to WAL takes
+// an exclusive lock without waiting on the busy timeout, so nodes opening
+// the same new file at once may be told SQLITE_BUSY: they try again.
+func ping(ctx context.Context, sdb *sql.DB, d Dialect) error {
+	for i := 0; ; i++ {
+		err := sdb.PingContext(ctx)
+		var se *sqlite.Error
+		if err == nil || d != SQLite || i >= 100 || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Close closes the pool.

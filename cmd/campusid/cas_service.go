@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"campusid/internal/cas"
+	"campusid/internal/config"
+	"campusid/internal/store"
+)
+
+const casServiceAbout = `Manage the CAS services (applications that sign people in through /cas/).
+
+  cas-service add --id ID --name NAME --url PATTERN [--match exact|prefix|regex]
+                  [--attributes uid,mail,...] [--proxy] [--logout-url URL]
+      Register a service. --match says how PATTERN meets the service URL an
+      application sends: exact (the default, after normalising the encoding),
+      prefix (on a path boundary) or regex (anchored). Attributes released by
+      /cas/p3/serviceValidate: uid, mail, displayName, givenName, sn,
+      eduPersonPrincipalName, supannEtablissement.
+  cas-service list
+  cas-service show ID
+  cas-service delete ID
+
+Services declared in the configuration file (cas.services) are managed there.`
+
+func runCASService(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "cas-service", "cas-service <add|list|show|delete> [flags]", casServiceAbout)
+	path := fs.String("config", "", "configuration file (YAML)")
+	id := fs.String("id", "", "service id (add)")
+	name := fs.String("name", "", "name shown to people")
+	pattern := fs.String("url", "", "service URL pattern")
+	match := fs.String("match", "exact", "exact, prefix or regex")
+	attrs := fs.String("attributes", "", "attributes released, comma-separated")
+	proxy := fs.Bool("proxy", false, "the service may ask for proxy tickets")
+	logoutURL := fs.String("logout-url", "", "URL receiving single logout requests")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageError{"missing subcommand: add, list, show or delete"}
+	}
+	sub, rest := pos[0], pos[1:]
+	cfg, err := loadConfig(e, *path)
+	if err != nil {
+		return err
+	}
+	db, err := openStore(ctx, cfg, newLogger(io.Discard, cfg), e.now)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	one := func() (store.CASService, error) {
+		if len(rest) != 1 {
+			return store.CASService{}, usageError{"want exactly one service id"}
+		}
+		s, err := db.CASServiceByID(ctx, rest[0])
+		if errors.Is(err, store.ErrNotFound) {
+			return s, fmt.Errorf("no CAS service %q (see 'campusid cas-service list')", rest[0])
+		}
+		return s, err
+	}
+	switch sub {
+	case "add":
+		if len(rest) > 0 {
+			return usageError{fmt.Sprintf("unexpected argument %q", rest[0])}
+		}
+		var list []string
+		for a := range strings.SplitSeq(*attrs, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				list = append(list, a)
+			}
+		}
+		s, err := cas.ServiceSpec{ID: *id, Name: *name, URL: *pattern, Match: *match, Attributes: list, Proxy: *proxy,
+			LogoutURL: *logoutURL}.Service()
+		if err != nil {
+			return fmt.Errorf("invalid CAS service:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		}
+		now := e.now()
+		s.Source, s.CreatedAt, s.UpdatedAt = store.ClientFromCLI, now, now
+		if err := db.CreateCASService(ctx, s); errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("a CAS service with id %q exists already", s.ID)
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "CAS service %s added\n", s.ID)
+		return nil
+	case "list":
+		list, err := db.ListCASServices(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tMATCH\tURL\tSOURCE")
+		for _, s := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Name, s.Match, s.URLPattern, s.Source)
+		}
+		return tw.Flush()
+	case "show":
+		s, err := one()
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "id:\t%s\nname:\t%s\nurl:\t%s\nmatch:\t%s\nattributes:\t%s\nproxy:\t%t\nlogout URL:\t%s\nmanaged by:\t%s\ncreated:\t%s\nupdated:\t%s\n",
+			s.ID, s.Name, s.URLPattern, s.Match, strings.Join(s.Attributes, ","), s.AllowProxy, s.LogoutURL, s.Source,
+			s.CreatedAt.Local().Format(time.DateTime), s.UpdatedAt.Local().Format(time.DateTime))
+		return tw.Flush()
+	case "delete":
+		s, err := one()
+		if err != nil {
+			return err
+		}
+		if s.Source == store.ClientFromConfig {
+			return fmt.Errorf("CAS service %q is declared in the configuration file (cas.services): remove it there", s.ID)
+		}
+		if err := db.DeleteCASService(ctx, s.ID); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "CAS service %s deleted\n", s.ID)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown subcommand %q", sub)}
+}
+
+// startCAS puts the configuration file's services in the registry.
+func startCAS(ctx context.Context, cfg config.Config, db *store.DB, now func() time.Time) error {
+	var specs []cas.ServiceSpec
+	for _, s := range cfg.CAS.Services {
+		specs = append(specs, cas.ServiceSpec{ID: s.ID, Name: s.Name, URL: s.URL, Match: s.Match, Attributes: s.Attributes,
+			Proxy: s.Proxy, LogoutURL: s.LogoutURL})
+	}
+	return cas.SyncServices(ctx, db, specs, now())
+}
+
+// casScope is the eduPersonPrincipalName domain.
+func casScope(cfg config.Config) string {
+	if cfg.CAS.EPPNScope != "" {
+		return cfg.CAS.EPPNScope
+	}
+	if u, err := url.Parse(cfg.PublicURL); err == nil {
+		return u.Hostname()
+	}
+	return "localhost"
+}

@@ -1,0 +1,200 @@
+// Package cas is campusid's CAS server (Apereo CAS Protocol 3.0): the
+// service registry, /cas/login, service tickets, the validation endpoints
+// (1.0, 2.0 XML, 3.0 with attributes, XML or JSON) and /cas/logout. The
+// single sign-on session (the ticket-granting ticket of the specification)
+// is campusid's session, shared with OpenID Connect. See docs/cas.md.
+package cas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"campusid/internal/store"
+)
+
+// Attributes a service may receive.
+var Attributes = []string{"uid", "mail", "displayName", "givenName", "sn", "eduPersonPrincipalName", "supannEtablissement"}
+
+// ServiceSpec is a service as given on the command line or in the file.
+type ServiceSpec struct {
+	ID, Name, URL, Match string
+	Attributes           []string
+	Proxy                bool
+	LogoutURL            string
+}
+
+var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Service checks the spec and returns the service.
+func (s ServiceSpec) Service() (store.CASService, error) {
+	var errs []error
+	if !idRe.MatchString(s.ID) {
+		errs = append(errs, fmt.Errorf("id: want 1 to 64 letters, digits, '.', '_' or '-', got %q", s.ID))
+	}
+	if strings.TrimSpace(s.Name) == "" {
+		errs = append(errs, errors.New("name: must not be empty"))
+	}
+	if s.Match == "" {
+		s.Match = "exact"
+	}
+	switch s.Match {
+	case "exact", "prefix":
+		u, err := url.Parse(s.URL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("url: want an absolute http(s) URL, got %q", s.URL))
+		}
+	case "regex":
+		if s.URL == "" {
+			errs = append(errs, errors.New("url: must not be empty"))
+		} else if _, err := regexp.Compile(s.URL); err != nil {
+			errs = append(errs, fmt.Errorf("url: not a regular expression: %v", err))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("match: want exact, prefix or regex, got %q", s.Match))
+	}
+	for _, a := range s.Attributes {
+		if !slices.Contains(Attributes, a) {
+			errs = append(errs, fmt.Errorf("attributes: unknown %q (known: %s)", a, strings.Join(Attributes, ", ")))
+		}
+	}
+	if s.LogoutURL != "" {
+		if u, err := url.Parse(s.LogoutURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("logout-url: want an absolute http(s) URL, got %q", s.LogoutURL))
+		}
+	}
+	return store.CASService{ID: s.ID, Name: strings.TrimSpace(s.Name), URLPattern: s.URL, Match: s.Match,
+		Attributes: s.Attributes, AllowProxy: s.Proxy, LogoutURL: s.LogoutURL}, errors.Join(errs...)
+}
+
+// Normalize puts a service URL in the form tickets are bound to: scheme
+// and host in lower case, no default port, no fragment, the path and query
+// with a canonical percent-encoding. ok is false for what is not an
+// absolute http(s) URL.
+func Normalize(raw string) (string, bool) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || (strings.ToLower(u.Scheme) != "https" && strings.ToLower(u.Scheme) != "http") || u.Host == "" || u.User != nil {
+		return "", false
+	}
+	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	if p := u.Port(); (u.Scheme == "https" && p == "443") || (u.Scheme == "http" && p == "80") {
+		u.Host = u.Hostname()
+	}
+	u.Fragment, u.RawFragment, u.RawPath = "", "", ""
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	if u.RawQuery != "" {
+		q, err := url.ParseQuery(u.RawQuery)
+		if err == nil {
+			u.RawQuery = canonicalQuery(u.RawQuery, q)
+		}
+	}
+	return u.String(), true
+}
+
+// canonicalQuery re-encodes each pair, keeping their order.
+func canonicalQuery(raw string, _ url.Values) string {
+	var parts []string
+	for p := range strings.SplitSeq(raw, "&") {
+		if p == "" {
+			continue
+		}
+		k, v, has := strings.Cut(p, "=")
+		k, _ = url.QueryUnescape(k)
+		v, _ = url.QueryUnescape(v)
+		if has {
+			parts = append(parts, url.QueryEscape(k)+"="+url.QueryEscape(v))
+		} else {
+			parts = append(parts, url.QueryEscape(k))
+		}
+	}
+	return strings.Join(parts, "&")
+}
+
+// Matches reports whether the service URL s (normalised) is one of svc's.
+func Matches(svc store.CASService, raw, norm string) bool {
+	switch svc.Match {
+	case "exact":
+		p, ok := Normalize(svc.URLPattern)
+		return ok && p == norm
+	case "prefix":
+		p, ok := Normalize(svc.URLPattern)
+		if !ok || !strings.HasPrefix(norm, p) {
+			return false
+		}
+		// Only on a boundary: https://app.example must not match https://app.example.evil.
+		rest := norm[len(p):]
+		return rest == "" || strings.HasSuffix(p, "/") || strings.ContainsAny(rest[:1], "/?")
+	case "regex":
+		re, err := regexp.Compile(`^(?:` + svc.URLPattern + `)$`)
+		return err == nil && (re.MatchString(raw) || re.MatchString(norm))
+	}
+	return false
+}
+
+// FindService returns the registered service of a URL.
+func FindService(ctx context.Context, db *store.DB, raw string) (store.CASService, string, error) {
+	norm, ok := Normalize(raw)
+	if !ok {
+		return store.CASService{}, "", store.ErrNotFound
+	}
+	list, err := db.ListCASServices(ctx)
+	if err != nil {
+		return store.CASService{}, "", err
+	}
+	for _, s := range list {
+		if Matches(s, raw, norm) {
+			return s, norm, nil
+		}
+	}
+	return store.CASService{}, norm, store.ErrNotFound
+}
+
+// SyncServices makes the configuration file's services the database's
+// services of source "config": upserted as written, the others removed.
+func SyncServices(ctx context.Context, db *store.DB, specs []ServiceSpec, now time.Time) error {
+	var svcs []store.CASService
+	var errs []error
+	for i, sp := range specs {
+		s, err := sp.Service()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cas.services[%d]: %w", i, err))
+		}
+		s.Source, s.CreatedAt, s.UpdatedAt = store.ClientFromConfig, now, now
+		svcs = append(svcs, s)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return db.InTx(ctx, func(tx *store.DB) error {
+		existing, err := tx.ListCASServices(ctx)
+		if err != nil {
+			return err
+		}
+		for _, s := range svcs {
+			if old := slices.IndexFunc(existing, func(e store.CASService) bool { return e.ID == s.ID }); old >= 0 {
+				if existing[old].Source != store.ClientFromConfig {
+					return fmt.Errorf("cas.services: %q exists already (added with 'campusid cas-service add'): delete it first", s.ID)
+				}
+				s.CreatedAt = existing[old].CreatedAt
+			}
+			if err := tx.UpsertCASService(ctx, s); err != nil {
+				return err
+			}
+		}
+		for _, e := range existing {
+			if e.Source == store.ClientFromConfig && !slices.ContainsFunc(svcs, func(s store.CASService) bool { return s.ID == e.ID }) {
+				if err := tx.DeleteCASService(ctx, e.ID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}

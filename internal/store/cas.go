@@ -1,0 +1,150 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// CASService is one entry of the CAS service registry (migration 0005).
+type CASService struct {
+	ID         string
+	Name       string
+	URLPattern string
+	Match      string // exact, prefix or regex
+	Attributes []string
+	AllowProxy bool
+	LogoutURL  string
+	Source     string // ClientFromConfig or ClientFromCLI
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+const casServiceCols = `id, name, url_pattern, match_kind, attributes, allow_proxy, logout_url, source, created_at, updated_at`
+
+func scanCASService(row interface{ Scan(...any) error }) (CASService, error) {
+	var (
+		s                CASService
+		attrs            string
+		proxy            int
+		created, updated int64
+	)
+	err := row.Scan(&s.ID, &s.Name, &s.URLPattern, &s.Match, &attrs, &proxy, &s.LogoutURL, &s.Source, &created, &updated)
+	s.Attributes = strings.Fields(attrs)
+	s.AllowProxy = proxy == 1
+	s.CreatedAt, s.UpdatedAt = fromMS(created), fromMS(updated)
+	return s, err
+}
+
+func (s CASService) args() []any {
+	if s.Source == "" {
+		s.Source = ClientFromCLI
+	}
+	return []any{s.ID, s.Name, s.URLPattern, s.Match, strings.Join(s.Attributes, " "), boolInt(s.AllowProxy), s.LogoutURL,
+		s.Source, ms(s.CreatedAt), ms(s.UpdatedAt)}
+}
+
+// CreateCASService inserts a service; ErrConflict when the id is taken.
+func (db *DB) CreateCASService(ctx context.Context, s CASService) error {
+	_, err := db.exec(ctx, `INSERT INTO cas_services (`+casServiceCols+`) VALUES (?,?,?,?,?,?,?,?,?,?)`, s.args()...)
+	return err
+}
+
+// UpsertCASService inserts or replaces a service (the configuration file's).
+func (db *DB) UpsertCASService(ctx context.Context, s CASService) error {
+	_, err := db.exec(ctx, `INSERT INTO cas_services (`+casServiceCols+`) VALUES (?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name, url_pattern = excluded.url_pattern, match_kind = excluded.match_kind,
+		attributes = excluded.attributes, allow_proxy = excluded.allow_proxy, logout_url = excluded.logout_url,
+		source = excluded.source, updated_at = excluded.updated_at`, s.args()...)
+	if err != nil {
+		return fmt.Errorf("store: upsert cas service: %w", err)
+	}
+	return nil
+}
+
+// CASServiceByID returns a service.
+func (db *DB) CASServiceByID(ctx context.Context, id string) (CASService, error) {
+	s, err := scanCASService(db.queryRow(ctx, `SELECT `+casServiceCols+` FROM cas_services WHERE id = ?`, id))
+	return s, db.mapErr(err)
+}
+
+// ListCASServices returns every service by id.
+func (db *DB) ListCASServices(ctx context.Context) ([]CASService, error) {
+	rows, err := db.query(ctx, `SELECT `+casServiceCols+` FROM cas_services ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list cas services: %w", err)
+	}
+	defer rows.Close()
+	var out []CASService
+	for rows.Next() {
+		s, err := scanCASService(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// DeleteCASService removes a service with its tickets.
+func (db *DB) DeleteCASService(ctx context.Context, id string) error {
+	return db.execOne(ctx, `DELETE FROM cas_services WHERE id = ?`, id)
+}
+
+// CASTicket is a service ticket.
+type CASTicket struct {
+	ID         string
+	ServiceID  string
+	ServiceURL string // normalised
+	AccountID  string
+	SessionID  string
+	AuthTime   time.Time
+	Renewed    bool // issued right after a fresh sign-in asked by renew=true
+	LongTerm   bool // the session is a remember-me one
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	UsedAt     *time.Time
+}
+
+const casTicketCols = `id, service_id, service_url, account_id, session_id, auth_time, renewed, long_term, created_at, expires_at, used_at`
+
+// CreateCASTicket inserts a ticket.
+func (db *DB) CreateCASTicket(ctx context.Context, t CASTicket) error {
+	_, err := db.exec(ctx, `INSERT INTO cas_tickets (`+casTicketCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+		t.ID, t.ServiceID, t.ServiceURL, t.AccountID, t.SessionID, ms(t.AuthTime), boolInt(t.Renewed), boolInt(t.LongTerm),
+		ms(t.CreatedAt), ms(t.ExpiresAt), msPtr(t.UsedAt))
+	if err != nil {
+		return fmt.Errorf("store: create cas ticket: %w", err)
+	}
+	return nil
+}
+
+// ConsumeCASTicket marks a ticket used and returns it, in one conditional
+// UPDATE: of concurrent callers exactly one gets it; a used or unknown
+// ticket is ErrNotFound. Expiry is the caller's to check (an expired
+// ticket is consumed all the same).
+func (db *DB) ConsumeCASTicket(ctx context.Context, id string, now time.Time) (CASTicket, error) {
+	var (
+		t                      CASTicket
+		auth, created, expires int64
+		renewed, longTerm      int
+		used                   sql.NullInt64
+	)
+	err := db.queryRow(ctx, `UPDATE cas_tickets SET used_at = ? WHERE id = ? AND used_at IS NULL RETURNING `+casTicketCols,
+		ms(now), id).Scan(&t.ID, &t.ServiceID, &t.ServiceURL, &t.AccountID, &t.SessionID, &auth, &renewed, &longTerm,
+		&created, &expires, &used)
+	if err != nil {
+		return t, db.mapErr(err)
+	}
+	t.AuthTime, t.CreatedAt, t.ExpiresAt, t.UsedAt = fromMS(auth), fromMS(created), fromMS(expires), fromNull(used)
+	t.Renewed, t.LongTerm = renewed == 1, longTerm == 1
+	return t, nil
+}
+
+// DeleteExpiredCASTickets removes tickets expired before cutoff.
+func (db *DB) DeleteExpiredCASTickets(ctx context.Context, cutoff time.Time) error {
+	_, err := db.exec(ctx, `DELETE FROM cas_tickets WHERE expires_at < ?`, ms(cutoff))
+	return err
+}
