@@ -189,7 +189,8 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 	dc := cfg.Delivery
 	dw := delivery.NewWithSettings(db, log, now, delivery.Settings{Poll: dc.PollPeriod.D(), Timeout: dc.Timeout.D(),
 		RetryBase: dc.RetryBase.D(), RetryMax: dc.RetryMax.D(), MaxAge: dc.MaxAge.D()})
-	dw.Sources = append(dw.Sources, (&oidc.BackChannel{DB: db, Keys: km, Issuer: cfg.PublicURL, Now: now}).Propagate)
+	dw.Sources = append(dw.Sources, (&oidc.BackChannel{DB: db, Keys: km, Issuer: cfg.PublicURL, Now: now,
+		Also: []func(context.Context, *store.DB, store.Session, time.Time) error{cas.QueueSingleLogout}}).Propagate)
 	mux.Handle("GET /static/", web.Static())
 	mux.Handle("GET /lang/{lang}", web.LangSwitch(cfg.Secure()))
 	mux.Handle("GET /healthz", healthz(db))

@@ -1,5 +1,5 @@
 // Package delivery POSTs queued back-channel messages (OpenID Connect
-// back-channel logout tokens; later CAS logoutRequests) to other systems.
+// back-channel logout tokens, CAS logoutRequests) to other systems.
 // The queue is the deliveries table: a message is queued in the
 // transaction of the change that causes it, and the worker of any node
 // claims due messages with a lease (so two nodes never send the same one at

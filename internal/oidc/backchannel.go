@@ -29,7 +29,9 @@ import (
 //   - queues one logout token per application that has a back-channel
 //     logout URI and holds tokens or grants of the session (RP-initiated
 //     logout included: the initiating application gets one too, harmless
-//     and what the spec allows).
+//     and what the spec allows),
+//   - runs the Also hooks (CAS single logout queues its logoutRequests
+//     there: every protocol shares the one claim).
 // The revocation itself is the durable event, so no path can forget to
 // propagate and a crash between the two loses nothing.
 
@@ -50,6 +52,9 @@ type BackChannel struct {
 	Keys   *keys.Manager
 	Issuer string
 	Now    func() time.Time
+	// Also run in the propagating transaction of each ended session, after
+	// the claim: other protocols queue their own logout messages there.
+	Also []func(ctx context.Context, tx *store.DB, s store.Session, now time.Time) error
 }
 
 // LogoutClaims is the payload of a logout token.
@@ -115,6 +120,11 @@ func (b *BackChannel) propagate(ctx context.Context, s store.Session) error {
 			if err := tx.EnqueueDelivery(ctx, &store.Delivery{Kind: DeliveryKindBackchannelLogout, URL: t.URI,
 				Body: url.Values{"logout_token": {token}}.Encode(), ContentType: "application/x-www-form-urlencoded",
 				Subject: t.ClientID, CreatedAt: now}); err != nil {
+				return err
+			}
+		}
+		for _, also := range b.Also {
+			if err := also(ctx, tx, s, now); err != nil {
 				return err
 			}
 		}

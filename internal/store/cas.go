@@ -143,8 +143,40 @@ func (db *DB) ConsumeCASTicket(ctx context.Context, id string, now time.Time) (C
 	return t, nil
 }
 
-// DeleteExpiredCASTickets removes tickets expired before cutoff.
+// DeleteExpiredCASTickets removes tickets expired before cutoff whose
+// session is gone: single logout names every ticket of an ended session, so
+// a ticket is kept as long as its session row is (DeleteExpiredSessions
+// removes it a while after it ended, once propagated).
 func (db *DB) DeleteExpiredCASTickets(ctx context.Context, cutoff time.Time) error {
-	_, err := db.exec(ctx, `DELETE FROM cas_tickets WHERE expires_at < ?`, ms(cutoff))
+	_, err := db.exec(ctx, `DELETE FROM cas_tickets WHERE expires_at < ?
+		AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = cas_tickets.session_id)`, ms(cutoff))
 	return err
+}
+
+// CASLogoutTarget is a service ticket of a session whose service has a
+// single logout URL.
+type CASLogoutTarget struct {
+	TicketID  string
+	ServiceID string
+	LogoutURL string
+}
+
+// CASLogoutTargets lists the session's tickets issued to services with a
+// logout URL, oldest first.
+func (db *DB) CASLogoutTargets(ctx context.Context, sessionID string) ([]CASLogoutTarget, error) {
+	rows, err := db.query(ctx, `SELECT t.id, s.id, s.logout_url FROM cas_tickets t JOIN cas_services s ON s.id = t.service_id
+		WHERE t.session_id = ? AND s.logout_url <> '' ORDER BY t.created_at, t.id`, sessionID)
+	if err != nil {
+		return nil, fmt.Errorf("store: cas logout targets: %w", err)
+	}
+	defer rows.Close()
+	var out []CASLogoutTarget
+	for rows.Next() {
+		var t CASLogoutTarget
+		if err := rows.Scan(&t.TicketID, &t.ServiceID, &t.LogoutURL); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
 }
