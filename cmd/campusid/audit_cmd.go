@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -28,11 +27,7 @@ prefix ending in a dot (login.).`)
 	} else if len(pos) > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
 	}
-	cfg, err := loadConfig(e, *path)
-	if err != nil {
-		return err
-	}
-	db, err := openStore(ctx, cfg, newLogger(io.Discard, cfg), e.now)
+	db, err := openCLI(ctx, e, *path)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
 	"text/tabwriter"
@@ -48,11 +47,7 @@ func runCASService(ctx context.Context, e *env, args []string) error {
 		return usageError{"missing subcommand: add, list, show or delete"}
 	}
 	sub, rest := pos[0], pos[1:]
-	cfg, err := loadConfig(e, *path)
-	if err != nil {
-		return err
-	}
-	db, err := openStore(ctx, cfg, newLogger(io.Discard, cfg), e.now)
+	db, err := openCLI(ctx, e, *path)
 	if err != nil {
 		return err
 	}

@@ -61,11 +61,7 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	sub, rest := pos[0], pos[1:]
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	cfg, err := loadConfig(e, *path)
-	if err != nil {
-		return err
-	}
-	db, err := openStore(ctx, cfg, newLogger(io.Discard, cfg), e.now)
+	db, err := openCLI(ctx, e, *path)
 	if err != nil {
 		return err
 	}

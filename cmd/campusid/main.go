@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"campusid/internal/config"
+	"campusid/internal/store"
 )
 
 // env is what a command sees of the world; tests give their own.
@@ -172,6 +173,16 @@ func loadConfig(e *env, path string) (config.Config, error) {
 		return cfg, fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 	}
 	return cfg, nil
+}
+
+// openCLI loads the configuration and opens (and migrates) the database
+// for a command that works on it.
+func openCLI(ctx context.Context, e *env, path string) (*store.DB, error) {
+	cfg, err := loadConfig(e, path)
+	if err != nil {
+		return nil, err
+	}
+	return openStore(ctx, cfg, newLogger(io.Discard, cfg), e.now)
 }
 
 func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
