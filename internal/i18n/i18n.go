@@ -4,9 +4,11 @@ package i18n
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Languages lists the supported languages, default first.
@@ -55,6 +57,11 @@ func (l Localizer) Seconds(n int) string {
 		return l.T("duration.one_second")
 	}
 	return l.T("duration.seconds", n)
+}
+
+// WaitSeconds says a wait in whole seconds, rounded up ("45 secondes").
+func (l Localizer) WaitSeconds(d time.Duration) string {
+	return l.Seconds(int(math.Ceil(d.Seconds())))
 }
 
 // Has reports whether key exists in the catalog.

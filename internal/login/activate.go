@@ -528,8 +528,3 @@ func (h *Handler) startActivation(w http.ResponseWriter, r *http.Request, a stor
 	h.Audit.Record(ctx, nil, store.AuditEvent{Type: "activation.start", AccountID: a.ID, Details: map[string]string{"via": via}})
 	return web.Redirect(w, r, "/activate/proof?req="+url.QueryEscape(ref))
 }
-
-// waitText says a wait in seconds, rounded up.
-func waitText(l i18n.Localizer, d time.Duration) string {
-	return l.Seconds(int(math.Ceil(d.Seconds())))
-}

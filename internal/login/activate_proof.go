@@ -239,7 +239,7 @@ func (h *Handler) sendActivationLink(w http.ResponseWriter, r *http.Request, s *
 		web.RetryAfter(w, wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "activation.throttled", AccountID: s.A.ID,
 			Details: map[string]string{"what": "send", "limit": "client"}})
-		return h.renderProof(w, r, s, http.StatusTooManyRequests, emailLinkName, l.T("activate.client_wait", waitText(l, wait)))
+		return h.renderProof(w, r, s, http.StatusTooManyRequests, emailLinkName, l.T("activate.client_wait", l.WaitSeconds(wait)))
 	}
 	e, ok, err := h.proofAddress(ctx, s)
 	if err != nil {
@@ -273,7 +273,7 @@ func (h *Handler) sendActivationLink(w http.ResponseWriter, r *http.Request, s *
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "activation.throttled", AccountID: s.A.ID,
 			Details: map[string]string{"what": "send", "limit": "resend_interval"}})
 		return h.renderProof(w, r, s, http.StatusTooManyRequests, emailLinkName,
-			l.T("activate.link_too_soon", web.ClockTime(last), web.ClockTime(now.Add(soon.Wait)), waitText(l, soon.Wait)))
+			l.T("activate.link_too_soon", web.ClockTime(last), web.ClockTime(now.Add(soon.Wait)), l.WaitSeconds(soon.Wait)))
 	}
 	if err != nil {
 		return h.moved(w, r, s, err)
@@ -329,7 +329,7 @@ func (h *Handler) submitActivationLink(w http.ResponseWriter, r *http.Request) e
 	} else if wait > 0 {
 		web.RetryAfter(w, wait)
 		return h.App.Render(w, r, http.StatusTooManyRequests, "activate_info", web.Page{Title: "activate.link_title",
-			Data: actInfoData{Text: l.T("activate.throttled", waitText(l, wait))}})
+			Data: actInfoData{Text: l.T("activate.throttled", l.WaitSeconds(wait))}})
 	}
 	// The account must still be waiting for activation; look before using the link.
 	if t, err := h.Tokens.PeekLink(ctx, tok, store.PurposeActivation); err == nil {

@@ -206,7 +206,7 @@ func (h *Handler) sendFlowCode(w http.ResponseWriter, r *http.Request, s *actSte
 		web.RetryAfter(w, wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "activation.throttled", AccountID: s.A.ID,
 			Details: map[string]string{"what": "code_send", "limit": "client"}})
-		return http.StatusTooManyRequests, l.T("activate.client_wait", waitText(l, wait)), nil
+		return http.StatusTooManyRequests, l.T("activate.client_wait", l.WaitSeconds(wait)), nil
 	}
 	now := h.Now()
 	err := h.DB.InTx(ctx, func(tx *store.DB) error {
@@ -236,7 +236,7 @@ func (h *Handler) sendFlowCode(w http.ResponseWriter, r *http.Request, s *actSte
 		web.RetryAfter(w, soon.Wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "activation.throttled", AccountID: s.A.ID,
 			Details: map[string]string{"what": "code_send", "limit": "resend_interval"}})
-		return http.StatusTooManyRequests, l.T("activate.code_too_soon", web.ClockTime(last), web.ClockTime(now.Add(soon.Wait)), waitText(l, soon.Wait)), nil
+		return http.StatusTooManyRequests, l.T("activate.code_too_soon", web.ClockTime(last), web.ClockTime(now.Add(soon.Wait)), l.WaitSeconds(soon.Wait)), nil
 	}
 	return 0, "", err
 }
@@ -299,7 +299,7 @@ func (h *Handler) submitActCode(w http.ResponseWriter, r *http.Request, s *actSt
 		web.RetryAfter(w, wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "activation.throttled", AccountID: s.A.ID,
 			Details: map[string]string{"what": "code"}})
-		return h.renderActCode(w, r, s, http.StatusTooManyRequests, actCodeData{CodeError: l.T("activate.throttled", waitText(l, wait))})
+		return h.renderActCode(w, r, s, http.StatusTooManyRequests, actCodeData{CodeError: l.T("activate.throttled", l.WaitSeconds(wait))})
 	}
 	t, err := h.Tokens.CheckCode(ctx, s.F.ID, store.PurposeFlowCode, r.PostFormValue("code"))
 	if err == nil && t.SentTo != s.D.Personal {

@@ -7,6 +7,7 @@ import (
 
 	"campusid/internal/account"
 	"campusid/internal/notify"
+	"campusid/internal/onetime"
 	"campusid/internal/session"
 	"campusid/internal/store"
 	"campusid/internal/web"
@@ -67,7 +68,7 @@ func (h *Handler) sendVerification(r *http.Request, tx *store.DB, a store.Accoun
 	lang := web.Info(ctx).Lang
 	link := h.PublicURL + "/verify?token=" + url.QueryEscape(token)
 	return h.Mailer.Enqueue(ctx, tx, store.PurposeVerifyEmail, lang, e.Address, a.ID, map[string]any{
-		"Name": a.DisplayName, "Address": e.Address, "Link": link, "Validity": humanDuration(loc(r), h.VerifyValidity),
+		"Name": a.DisplayName, "Address": e.Address, "Link": link, "Validity": onetime.Human(loc(r), h.VerifyValidity),
 	})
 }
 
@@ -90,7 +91,7 @@ func (h *Handler) resendEmail(w http.ResponseWriter, r *http.Request, cur *sessi
 	if wait := last.Add(h.ResendEvery).Sub(h.Now()); !last.IsZero() && wait > 0 {
 		web.RetryAfter(w, wait)
 		return h.render(w, r, cur, http.StatusTooManyRequests, web.Page{},
-			accountData{EmailError: loc(r).T("account.resend_wait", formatWait(loc(r), wait)), SignOutOthers: true})
+			accountData{EmailError: loc(r).T("account.resend_wait", loc(r).WaitSeconds(wait)), SignOutOthers: true})
 	}
 	err = h.DB.InTx(ctx, func(tx *store.DB) error {
 		if err := h.sendVerification(r, tx, cur.Account, e); err != nil {

@@ -29,7 +29,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, cur *se
 		return err
 	} else if wait > 0 {
 		web.RetryAfter(w, wait)
-		return again(http.StatusTooManyRequests, l.T("account.password_wait", formatWait(l, wait)), nil, false)
+		return again(http.StatusTooManyRequests, l.T("account.password_wait", l.WaitSeconds(wait)), nil, false)
 	}
 	ok, err := h.Accounts.CheckPassword(ctx, cur.Account, current)
 	if err != nil {

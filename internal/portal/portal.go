@@ -3,7 +3,6 @@
 package portal
 
 import (
-	"math"
 	"net/http"
 	"net/url"
 	"time"
@@ -103,14 +102,3 @@ func done(w http.ResponseWriter, r *http.Request, what, anchor string) error {
 
 // localizer of the request.
 func loc(r *http.Request) i18n.Localizer { return i18n.Localizer{Lang: web.Info(r.Context()).Lang} }
-
-func humanDuration(l i18n.Localizer, d time.Duration) string {
-	if d >= time.Hour && d%time.Hour == 0 {
-		return l.T("duration.hours", int(d/time.Hour))
-	}
-	return l.T("duration.minutes", int(d.Round(time.Minute)/time.Minute))
-}
-
-func formatWait(l i18n.Localizer, d time.Duration) string {
-	return l.Seconds(int(math.Ceil(d.Seconds())))
-}

@@ -89,7 +89,7 @@ func (h *Handler) setQuestion(w http.ResponseWriter, r *http.Request, cur *sessi
 		return err
 	} else if wait > 0 {
 		web.RetryAfter(w, wait)
-		return again(http.StatusTooManyRequests, "current_password", l.T("account.password_wait", formatWait(l, wait)))
+		return again(http.StatusTooManyRequests, "current_password", l.T("account.password_wait", l.WaitSeconds(wait)))
 	}
 	ok, err := h.Accounts.CheckPassword(ctx, cur.Account, current)
 	if err != nil {

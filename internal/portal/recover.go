@@ -205,7 +205,7 @@ func (h *Handler) clientWait(ctx context.Context) (time.Duration, error) {
 
 // waitText says when a new message may be asked: "à partir de 14:05 (dans 45 secondes)".
 func waitText(l i18n.Localizer, now time.Time, wait time.Duration) string {
-	return l.T("recover.when", web.ClockTimeUp(now.Add(wait)), formatWait(l, wait))
+	return l.T("recover.when", web.ClockTimeUp(now.Add(wait)), l.WaitSeconds(wait))
 }
 
 // lookupAddress finds the account of a verified address and that address's

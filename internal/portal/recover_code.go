@@ -97,7 +97,7 @@ func (h *Handler) submitRecoverCode(w http.ResponseWriter, r *http.Request) erro
 		web.RetryAfter(w, wait)
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "recover.throttled", AccountID: f.AccountID,
 			Details: map[string]string{"limit": "code_guesses"}})
-		return again(http.StatusTooManyRequests, l.T("recover.code_wait", formatWait(l, wait), web.ClockTimeUp(now.Add(wait))))
+		return again(http.StatusTooManyRequests, l.T("recover.code_wait", l.WaitSeconds(wait), web.ClockTimeUp(now.Add(wait))))
 	}
 
 	var result error

@@ -278,7 +278,7 @@ func (h *Handler) submitQuestionAnswer(w http.ResponseWriter, r *http.Request) e
 		return err
 	} else if wait > 0 {
 		web.RetryAfter(w, wait)
-		return again(http.StatusTooManyRequests, l.T("recoverq.too_many", formatWait(l, wait)))
+		return again(http.StatusTooManyRequests, l.T("recoverq.too_many", l.WaitSeconds(wait)))
 	}
 
 	// The try is counted before the answer is compared, in one statement,
