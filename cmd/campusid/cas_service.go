@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net/url"
 	"strings"
@@ -23,14 +24,21 @@ const casServiceAbout = `Manage the CAS services (applications that sign people 
       prefix (on a path boundary) or regex (anchored). Attributes released by
       /cas/p3/serviceValidate: uid, mail, displayName, givenName, sn,
       eduPersonPrincipalName, supannEtablissement.
+  cas-service update ID [the flags of add]
+      Change what the flags given say; the others keep their value
+      (--attributes "" releases none, --proxy=false withdraws proxying).
   cas-service list
   cas-service show ID
   cas-service delete ID
+  cas-service import [--dry-run] FILE|DIR...
+      Register the services of an Apereo CAS JSON service registry (one
+      service per .json file; a directory is read whole). --dry-run shows
+      what would be added and changes nothing. See docs/cas.md.
 
 Services declared in the configuration file (cas.services) are managed there.`
 
 func runCASService(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "cas-service", "cas-service <add|list|show|delete> [flags]", casServiceAbout)
+	fs := flagSet(e, "cas-service", "cas-service <add|list|show|update|delete|import> [flags]", casServiceAbout)
 	path := fs.String("config", "", "configuration file (YAML)")
 	id := fs.String("id", "", "service id (add)")
 	name := fs.String("name", "", "name shown to people")
@@ -39,12 +47,21 @@ func runCASService(ctx context.Context, e *env, args []string) error {
 	attrs := fs.String("attributes", "", "attributes released, comma-separated")
 	proxy := fs.Bool("proxy", false, "the service may ask for proxy tickets")
 	logoutURL := fs.String("logout-url", "", "URL receiving single logout requests")
+	dryRun := fs.Bool("dry-run", false, "show what import would do, change nothing")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 {
-		return usageError{"missing subcommand: add, list, show or delete"}
+		return usageError{"missing subcommand: add, list, show, update, delete or import"}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var list []string
+	for a := range strings.SplitSeq(*attrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			list = append(list, a)
+		}
 	}
 	sub, rest := pos[0], pos[1:]
 	db, err := openCLI(ctx, e, *path)
@@ -67,16 +84,10 @@ func runCASService(ctx context.Context, e *env, args []string) error {
 		if len(rest) > 0 {
 			return usageError{fmt.Sprintf("unexpected argument %q", rest[0])}
 		}
-		var list []string
-		for a := range strings.SplitSeq(*attrs, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				list = append(list, a)
-			}
-		}
 		s, err := cas.ServiceSpec{ID: *id, Name: *name, URL: *pattern, Match: *match, Attributes: list, Proxy: *proxy,
 			LogoutURL: *logoutURL}.Service()
 		if err != nil {
-			return fmt.Errorf("invalid CAS service:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+			return invalidCASService(err)
 		}
 		now := e.now()
 		s.Source, s.CreatedAt, s.UpdatedAt = store.ClientFromCLI, now, now
@@ -87,6 +98,52 @@ func runCASService(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "CAS service %s added\n", s.ID)
 		return nil
+	case "update":
+		old, err := one()
+		if err != nil {
+			return err
+		}
+		if old.Source == store.ClientFromConfig {
+			return fmt.Errorf("CAS service %q is declared in the configuration file (cas.services): change it there", old.ID)
+		}
+		if set["id"] && *id != old.ID {
+			return usageError{"the id of a CAS service cannot change (delete it and add it again)"}
+		}
+		spec := cas.ServiceSpec{ID: old.ID, Name: old.Name, URL: old.URLPattern, Match: old.Match, Attributes: old.Attributes,
+			Proxy: old.AllowProxy, LogoutURL: old.LogoutURL}
+		if set["name"] {
+			spec.Name = *name
+		}
+		if set["url"] {
+			spec.URL = *pattern
+		}
+		if set["match"] {
+			spec.Match = *match
+		}
+		if set["attributes"] {
+			spec.Attributes = list
+		}
+		if set["proxy"] {
+			spec.Proxy = *proxy
+		}
+		if set["logout-url"] {
+			spec.LogoutURL = *logoutURL
+		}
+		s, err := spec.Service()
+		if err != nil {
+			return invalidCASService(err)
+		}
+		s.Source, s.CreatedAt, s.UpdatedAt = old.Source, old.CreatedAt, e.now()
+		if err := db.UpsertCASService(ctx, s); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "CAS service %s updated\n", s.ID)
+		return nil
+	case "import":
+		if len(rest) == 0 {
+			return usageError{"want the Apereo JSON service files or directories to import"}
+		}
+		return importApereoServices(ctx, e, db, rest, *dryRun)
 	case "list":
 		list, err := db.ListCASServices(ctx)
 		if err != nil {
@@ -123,6 +180,10 @@ func runCASService(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	return usageError{fmt.Sprintf("unknown subcommand %q", sub)}
+}
+
+func invalidCASService(err error) error {
+	return fmt.Errorf("invalid CAS service:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 }
 
 // startCAS puts the configuration file's services in the registry.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,10 +30,18 @@ type casResp struct {
 				Value   string `xml:",chardata"`
 			} `xml:",any"`
 		} `xml:"attributes"`
+		PGTIOU  string   `xml:"proxyGrantingTicket"`
+		Proxies []string `xml:"proxies>proxy"`
 	} `xml:"authenticationSuccess"`
 	Failure *struct {
 		Code string `xml:"code,attr"`
 	} `xml:"authenticationFailure"`
+	ProxySuccess *struct {
+		Ticket string `xml:"proxyTicket"`
+	} `xml:"proxySuccess"`
+	ProxyFailure *struct {
+		Code string `xml:"code,attr"`
+	} `xml:"proxyFailure"`
 }
 
 func casValidate(t *testing.T, n *node, path, ticket, service string, extra ...string) casResp {
@@ -54,16 +63,29 @@ func casValidate(t *testing.T, n *node, path, ticket, service string, extra ...s
 }
 
 func code(r casResp) string {
-	if r.Failure != nil {
+	switch {
+	case r.Failure != nil:
 		return r.Failure.Code
+	case r.ProxyFailure != nil:
+		return r.ProxyFailure.Code
+	case r.ProxySuccess != nil:
+		return "proxy:" + r.ProxySuccess.Ticket[:3]
+	case r.Success != nil:
+		return "success:" + r.Success.User
 	}
-	return "success:" + r.Success.User
+	return "no answer"
 }
 
 // casTicket reads the ticket from a redirect to the service.
 func casTicket(t *testing.T, p page) string {
 	t.Helper()
-	if p.Status != http.StatusFound || !strings.HasPrefix(p.Location, casApp) {
+	return casTicketFor(t, p, casApp)
+}
+
+// casTicketFor reads the ticket from a redirect to service.
+func casTicketFor(t *testing.T, p page, service string) string {
+	t.Helper()
+	if p.Status != http.StatusFound || !strings.HasPrefix(p.Location, service) {
 		t.Fatalf("want a redirect to the service, got %d %q\n%s", p.Status, p.Location, p.Body)
 	}
 	u, _ := url.Parse(p.Location)
@@ -116,7 +138,7 @@ func TestCAS(t *testing.T) {
 
 		// Live session: a ticket at once, no sign-in page.
 		tk = casTicket(t, b.get(login))
-		if r := casValidate(t, n, "/cas/serviceValidate", tk, casApp); code(r) != "success:jdupont" || len(r.Success.Attrs.Any) != 0 {
+		if r := casValidate(t, n, "/cas/serviceValidate", tk, casApp); code(r) != "success:jdupont" || len(r.Success.Attrs.Any) == 0 {
 			t.Fatalf("serviceValidate: %s", code(r))
 		}
 		// CAS 1.0.
@@ -281,3 +303,65 @@ func localFollow(b *browser, p page) page {
 }
 
 const InvalidRequestCode = "INVALID_REQUEST"
+
+// TestCASMethodPost: method=POST sends the ticket in a form posted to the
+// service (CAS 3.0, 2.1.1), which CSP allows to leave for the service only.
+func TestCASMethodPost(t *testing.T) {
+	n := newNode(t, store.SQLite)
+	n.user("jdupont", goodPassword, "jean.dupont@univ.example")
+	if _, err := n.cli("cas-service", "add", "--id", "ent", "--name", "ENT", "--url", casApp, "--match", "prefix"); err != nil {
+		t.Fatal(err)
+	}
+	b := n.browser()
+	b.mustSignIn("jdupont", goodPassword)
+	p := b.get("/cas/login?method=POST&service=" + url.QueryEscape(casApp))
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, `<form method="post" action="`+casApp+`"`) {
+		t.Fatalf("method=POST: %d\n%s", p.Status, p.Body)
+	}
+	if csp := p.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action") || !strings.Contains(csp, "https://ent.univ.example") {
+		t.Fatalf("CSP does not let the form reach the service: %q", csp)
+	}
+	m := regexp.MustCompile(`name="ticket" value="(ST-[^"]+)"`).FindStringSubmatch(p.Body)
+	if m == nil {
+		t.Fatalf("no ticket in the form:\n%s", p.Body)
+	}
+	if c := code(casValidate(t, n, "/cas/serviceValidate", m[1], casApp)); c != "success:jdupont" {
+		t.Fatalf("posted ticket: %s", c)
+	}
+}
+
+// TestCASInternalError: a database failure is INTERNAL_ERROR (CAS 1.0: "no"),
+// never a success nor a ticket error.
+func TestCASInternalError(t *testing.T) {
+	n := newNode(t, store.SQLite)
+	n.user("jdupont", goodPassword, "jean.dupont@univ.example")
+	if _, err := n.cli("cas-service", "add", "--id", "ent", "--name", "ENT", "--url", casApp, "--match", "prefix"); err != nil {
+		t.Fatal(err)
+	}
+	b := n.browser()
+	b.mustSignIn("jdupont", goodPassword)
+	tk := casTicket(t, b.get("/cas/login?service="+url.QueryEscape(casApp)))
+	n.srv.db.Close()
+	if c := code(casValidate(t, n, "/cas/serviceValidate", tk, casApp)); c != "INTERNAL_ERROR" {
+		t.Fatalf("serviceValidate: %s", c)
+	}
+	resp, err := http.Get(n.URL + "/cas/proxy?" + url.Values{"pgt": {"PGT-x"}, "targetService": {casApp}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r casResp
+	xml.NewDecoder(resp.Body).Decode(&r)
+	resp.Body.Close()
+	if c := code(r); c != "INTERNAL_ERROR" {
+		t.Fatalf("proxy: %s", c)
+	}
+	resp, err = http.Get(n.URL + "/cas/validate?" + url.Values{"ticket": {tk}, "service": {casApp}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "no\n" {
+		t.Fatalf("validate: %q", body)
+	}
+}

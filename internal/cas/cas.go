@@ -30,16 +30,20 @@ const (
 	PathPV        = "/cas/proxyValidate"
 	PathP3SV      = "/cas/p3/serviceValidate"
 	PathP3PV      = "/cas/p3/proxyValidate"
+	PathProxy     = "/cas/proxy"
 	renewValidity = 30 * time.Minute
 )
 
-// Error codes of the specification (those this slice can produce).
+// Error codes of the specification.
 const (
-	InvalidRequest    = "INVALID_REQUEST"
-	InvalidTicketSpec = "INVALID_TICKET_SPEC"
-	InvalidTicket     = "INVALID_TICKET"
-	InvalidService    = "INVALID_SERVICE"
-	InternalError     = "INTERNAL_ERROR"
+	InvalidRequest           = "INVALID_REQUEST"
+	InvalidTicketSpec        = "INVALID_TICKET_SPEC"
+	UnauthorizedServiceProxy = "UNAUTHORIZED_SERVICE_PROXY"
+	InvalidProxyCallback     = "INVALID_PROXY_CALLBACK"
+	InvalidTicket            = "INVALID_TICKET"
+	InvalidService           = "INVALID_SERVICE"
+	InternalError            = "INTERNAL_ERROR"
+	UnauthorizedService      = "UNAUTHORIZED_SERVICE" // of /cas/proxy
 )
 
 // Handler serves /cas/.
@@ -52,6 +56,9 @@ type Handler struct {
 	TicketLifetime time.Duration
 	EPPNScope      string
 	RenewKey       [32]byte // MACs the start time of a renew=true sign-in
+	// ProxyClient calls the pgtUrl callbacks: it must verify certificates
+	// and not follow redirects (NewProxyClient).
+	ProxyClient *http.Client
 }
 
 // Register adds the routes.
@@ -59,12 +66,13 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle(PathLogin, h.App.Handle(h.login))
 	mux.Handle("GET "+PathLogout, h.App.Handle(h.logout))
 	mux.HandleFunc(PathValidate, h.validate1)
-	for _, p := range []string{PathSV, PathPV} {
+	for _, p := range []string{PathSV, PathP3SV} {
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) { h.validate(w, r, false) })
 	}
-	for _, p := range []string{PathP3SV, PathP3PV} {
+	for _, p := range []string{PathPV, PathP3PV} {
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) { h.validate(w, r, true) })
 	}
+	mux.HandleFunc(PathProxy, h.proxy)
 }
 
 var errUnknownService = &web.Error{Status: http.StatusForbidden, Key: "cas.error.unknown_service"}
@@ -226,60 +234,79 @@ type outcome struct {
 	code, desc string
 	user       string
 	attrs      [][2]string // name, value; in order
+	pgtIOU     string
+	proxies    []string
 }
 
+func failure(code, desc string) outcome { return outcome{code: code, desc: desc} }
+
 // check validates ticket for service (the shared part of every endpoint).
-func (h *Handler) check(ctx context.Context, r *http.Request, p3 bool) outcome {
+// allowPT: proxy tickets are accepted (/proxyValidate). attrs: the
+// attributes are released: every endpoint but CAS 1.0 does (docs/decisions.md,
+// "CAS attributes on /serviceValidate"). A pgtUrl asks for a proxy-granting
+// ticket (grantPGT).
+func (h *Handler) check(ctx context.Context, r *http.Request, allowPT, attrs bool) outcome {
 	q := r.URL.Query()
 	ticket, service := q.Get("ticket"), q.Get("service")
 	if ticket == "" || service == "" {
-		return outcome{code: InvalidRequest, desc: "ticket and service are required"}
+		return failure(InvalidRequest, "'ticket' and 'service' parameters are both required")
 	}
-	if !strings.HasPrefix(ticket, "ST-") {
-		if strings.HasPrefix(ticket, "PT-") || strings.HasPrefix(ticket, "PGT") {
-			return outcome{code: InvalidTicketSpec, desc: "not a service ticket"}
-		}
-		return outcome{code: InvalidTicket, desc: "ticket " + ticket + " not recognized"}
-	}
-	if len(ticket) > 200 {
-		return outcome{code: InvalidTicket, desc: "ticket not recognized"}
+	switch {
+	case len(ticket) > 200:
+		return failure(InvalidTicket, "ticket not recognized")
+	case strings.HasPrefix(ticket, "ST-"):
+	case strings.HasPrefix(ticket, "PT-") && allowPT:
+	case strings.HasPrefix(ticket, "PT-"):
+		return failure(InvalidTicketSpec, "a proxy ticket is validated at /proxyValidate, not /serviceValidate")
+	case strings.HasPrefix(ticket, "PGT"):
+		return failure(InvalidTicketSpec, "a proxy-granting ticket is not validated: ask /proxy for a proxy ticket")
+	default:
+		return failure(InvalidTicket, "ticket "+ticket+" not recognized")
 	}
 	now := h.Now()
 	t, err := h.DB.ConsumeCASTicket(ctx, ticket, now)
 	if errors.Is(err, store.ErrNotFound) {
-		return outcome{code: InvalidTicket, desc: "ticket " + ticket + " not recognized"}
+		return failure(InvalidTicket, "ticket "+ticket+" not recognized")
 	} else if err != nil {
-		return outcome{code: InternalError, desc: "internal error"}
+		return failure(InternalError, "internal error")
 	}
 	if !now.Before(t.ExpiresAt) {
-		return outcome{code: InvalidTicket, desc: "ticket " + ticket + " expired"}
+		return failure(InvalidTicket, "ticket "+ticket+" expired")
 	}
 	if norm, ok := Normalize(service); !ok || norm != t.ServiceURL {
-		return outcome{code: InvalidService, desc: "ticket " + ticket + " was not issued for this service"}
+		return failure(InvalidService, "ticket "+ticket+" was not issued for this service")
 	}
 	if truthy(q.Get("renew")) && !t.Renewed {
-		return outcome{code: InvalidTicket, desc: "ticket " + ticket + " does not come from a fresh sign-in (renew)"}
+		return failure(InvalidTicket, "ticket "+ticket+" does not come from a fresh sign-in (renew)")
 	}
 	acct, err := h.DB.AccountByID(ctx, t.AccountID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && acct.State != store.StateActive) {
-		return outcome{code: InvalidTicket, desc: "ticket " + ticket + " not recognized"}
+		return failure(InvalidTicket, "ticket "+ticket+" not recognized")
 	} else if err != nil {
-		return outcome{code: InternalError, desc: "internal error"}
+		return failure(InternalError, "internal error")
 	}
 	svc, err := h.DB.CASServiceByID(ctx, t.ServiceID)
-	if err != nil {
-		return outcome{code: InvalidService, desc: "service no longer registered"}
+	if errors.Is(err, store.ErrNotFound) {
+		return failure(InvalidService, "service no longer registered")
+	} else if err != nil {
+		return failure(InternalError, "internal error")
+	}
+	o := outcome{user: acct.Identifier, proxies: t.Proxies}
+	if pgtURL := q.Get("pgtUrl"); pgtURL != "" {
+		if o.pgtIOU, o.code, o.desc = h.grantPGT(ctx, svc, t, pgtURL); o.code != "" {
+			return o
+		}
 	}
 	h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.validate", AccountID: acct.ID,
-		Details: map[string]string{"service_id": svc.ID, "session_id": t.SessionID}})
-	o := outcome{user: acct.Identifier}
-	if p3 {
+		Details: map[string]string{"service_id": svc.ID, "session_id": t.SessionID, "kind": ticket[:2],
+			"proxies": strings.Join(t.Proxies, " ")}})
+	if attrs {
 		o.attrs = append(o.attrs, [2]string{"authenticationDate", t.AuthTime.UTC().Format(time.RFC3339)},
 			[2]string{"longTermAuthenticationRequestTokenUsed", strconv.FormatBool(t.LongTerm)},
 			[2]string{"isFromNewLogin", strconv.FormatBool(t.Renewed)})
 		vals, err := h.attributes(ctx, acct, svc.Attributes)
 		if err != nil {
-			return outcome{code: InternalError, desc: "internal error"}
+			return failure(InternalError, "internal error")
 		}
 		o.attrs = append(o.attrs, vals...)
 	}
@@ -322,7 +349,7 @@ func (h *Handler) attributes(ctx context.Context, a store.Account, names []strin
 
 // validate1 is CAS 1.0 /validate: "yes\nuser\n" or "no\n".
 func (h *Handler) validate1(w http.ResponseWriter, r *http.Request) {
-	o := h.check(r.Context(), r, false)
+	o := h.check(r.Context(), r, false, false)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if o.code != "" {
 		w.Write([]byte("no\n"))
@@ -331,50 +358,80 @@ func (h *Handler) validate1(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("yes\n" + o.user + "\n"))
 }
 
-// validate is /serviceValidate, /proxyValidate and their /p3/ forms.
-func (h *Handler) validate(w http.ResponseWriter, r *http.Request, p3 bool) {
-	o := h.check(r.Context(), r, p3)
-	if strings.EqualFold(r.URL.Query().Get("format"), "JSON") {
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		var body any
+// validate is /serviceValidate, /proxyValidate (allowPT) and their /p3/
+// forms: the same answer on both, attributes included (as Apereo CAS does
+// with cas.view.cas2.v3ForwardCompatible), so CAS 2.0 clients such as
+// mod_auth_cas get them without special settings.
+func (h *Handler) validate(w http.ResponseWriter, r *http.Request, allowPT bool) {
+	o := h.check(r.Context(), r, allowPT, true)
+	if wantJSON(r) {
+		var body map[string]any
 		if o.code != "" {
-			body = map[string]any{"serviceResponse": map[string]any{"authenticationFailure": map[string]string{"code": o.code, "description": o.desc}}}
+			body = map[string]any{"authenticationFailure": map[string]string{"code": o.code, "description": o.desc}}
 		} else {
-			succ := map[string]any{"user": o.user}
-			if p3 {
-				attrs := map[string][]string{}
-				for _, kv := range o.attrs {
-					attrs[kv[0]] = append(attrs[kv[0]], kv[1])
-				}
-				succ["attributes"] = attrs
+			attrs := map[string][]string{}
+			for _, kv := range o.attrs {
+				attrs[kv[0]] = append(attrs[kv[0]], kv[1])
 			}
-			body = map[string]any{"serviceResponse": map[string]any{"authenticationSuccess": succ}}
+			succ := map[string]any{"user": o.user, "attributes": attrs}
+			if o.pgtIOU != "" {
+				succ["proxyGrantingTicket"] = o.pgtIOU
+			}
+			if len(o.proxies) > 0 {
+				succ["proxies"] = o.proxies
+			}
+			body = map[string]any{"authenticationSuccess": succ}
 		}
-		json.NewEncoder(w).Encode(body)
+		writeJSON(w, body)
 		return
 	}
-	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 	var b strings.Builder
-	b.WriteString("<cas:serviceResponse xmlns:cas=\"http://www.yale.edu/tp/cas\">\n")
 	if o.code != "" {
 		b.WriteString(`  <cas:authenticationFailure code="` + o.code + `">`)
-		xml.EscapeText(&b, []byte(o.desc))
+		xmlText(&b, o.desc)
 		b.WriteString("</cas:authenticationFailure>\n")
 	} else {
-		b.WriteString("  <cas:authenticationSuccess>\n    <cas:user>")
-		xml.EscapeText(&b, []byte(o.user))
-		b.WriteString("</cas:user>\n")
-		if p3 {
-			b.WriteString("    <cas:attributes>\n")
-			for _, kv := range o.attrs {
-				b.WriteString("      <cas:" + kv[0] + ">")
-				xml.EscapeText(&b, []byte(kv[1]))
-				b.WriteString("</cas:" + kv[0] + ">\n")
+		b.WriteString("  <cas:authenticationSuccess>\n")
+		element(&b, "    ", "user", o.user)
+		b.WriteString("    <cas:attributes>\n")
+		for _, kv := range o.attrs {
+			element(&b, "      ", kv[0], kv[1])
+		}
+		b.WriteString("    </cas:attributes>\n")
+		if o.pgtIOU != "" {
+			element(&b, "    ", "proxyGrantingTicket", o.pgtIOU)
+		}
+		if len(o.proxies) > 0 {
+			b.WriteString("    <cas:proxies>\n")
+			for _, p := range o.proxies {
+				element(&b, "      ", "proxy", p)
 			}
-			b.WriteString("    </cas:attributes>\n")
+			b.WriteString("    </cas:proxies>\n")
 		}
 		b.WriteString("  </cas:authenticationSuccess>\n")
 	}
-	b.WriteString("</cas:serviceResponse>\n")
-	w.Write([]byte(b.String()))
+	writeXML(w, b.String())
+}
+
+func wantJSON(r *http.Request) bool { return strings.EqualFold(r.URL.Query().Get("format"), "JSON") }
+
+// element writes <cas:name>value</cas:name> (name is one of ours).
+func element(b *strings.Builder, indent, name, value string) {
+	b.WriteString(indent + "<cas:" + name + ">")
+	xmlText(b, value)
+	b.WriteString("</cas:" + name + ">\n")
+}
+
+func xmlText(b *strings.Builder, s string) { xml.EscapeText(b, []byte(s)) }
+
+// writeXML wraps inner in the serviceResponse.
+func writeXML(w http.ResponseWriter, inner string) {
+	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	w.Write([]byte("<cas:serviceResponse xmlns:cas=\"http://www.yale.edu/tp/cas\">\n" + inner + "</cas:serviceResponse>\n"))
+}
+
+// writeJSON wraps inner in the serviceResponse.
+func writeJSON(w http.ResponseWriter, inner map[string]any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	json.NewEncoder(w).Encode(map[string]any{"serviceResponse": inner})
 }

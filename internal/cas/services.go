@@ -18,8 +18,10 @@ import (
 	"campusid/internal/store"
 )
 
-// Attributes a service may receive.
-var Attributes = []string{"uid", "mail", "displayName", "givenName", "sn", "eduPersonPrincipalName", "supannEtablissement"}
+// Attributes a service may receive. memberOf is accepted and released once
+// campusid keeps groups (they arrive with SCIM provisioning); until then
+// accounts have none, so it is never in an answer.
+var Attributes = []string{"uid", "mail", "displayName", "givenName", "sn", "eduPersonPrincipalName", "supannEtablissement", "memberOf"}
 
 // ServiceSpec is a service as given on the command line or in the file.
 type ServiceSpec struct {

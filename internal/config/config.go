@@ -95,6 +95,7 @@ type CAS struct {
 	TicketLifetime Duration     `yaml:"ticket_lifetime" doc:"how long a service ticket may wait for its validation (single use in any case)"`
 	EPPNScope      string       `yaml:"eppn_scope" doc:"domain of the eduPersonPrincipalName attribute (identifier@scope); empty: the host of public_url"`
 	Services       []CASService `yaml:"services" doc:"CAS services declared in the file (a YAML list, see docs/cas.md), upserted at start; the variable takes the same list in YAML flow syntax"`
+	ProxyCAFile    string       `yaml:"proxy_ca_file" doc:"PEM file of certificate authorities trusted, beside the system's, for the HTTPS proxy callbacks (pgtUrl) of CAS services"`
 }
 
 // CASService is a CAS service declared in the configuration file.

@@ -106,15 +106,16 @@ type CASTicket struct {
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
 	UsedAt     *time.Time
+	Proxies    []string // a proxy ticket's chain of callback URLs, most recent first (migration 0006)
 }
 
-const casTicketCols = `id, service_id, service_url, account_id, session_id, auth_time, renewed, long_term, created_at, expires_at, used_at`
+const casTicketCols = `id, service_id, service_url, account_id, session_id, auth_time, renewed, long_term, created_at, expires_at, used_at, proxies`
 
 // CreateCASTicket inserts a ticket.
 func (db *DB) CreateCASTicket(ctx context.Context, t CASTicket) error {
-	_, err := db.exec(ctx, `INSERT INTO cas_tickets (`+casTicketCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := db.exec(ctx, `INSERT INTO cas_tickets (`+casTicketCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
 		t.ID, t.ServiceID, t.ServiceURL, t.AccountID, t.SessionID, ms(t.AuthTime), boolInt(t.Renewed), boolInt(t.LongTerm),
-		ms(t.CreatedAt), ms(t.ExpiresAt), msPtr(t.UsedAt))
+		ms(t.CreatedAt), ms(t.ExpiresAt), msPtr(t.UsedAt), strings.Join(t.Proxies, " "))
 	if err != nil {
 		return fmt.Errorf("store: create cas ticket: %w", err)
 	}
@@ -131,13 +132,15 @@ func (db *DB) ConsumeCASTicket(ctx context.Context, id string, now time.Time) (C
 		auth, created, expires int64
 		renewed, longTerm      int
 		used                   sql.NullInt64
+		proxies                string
 	)
 	err := db.queryRow(ctx, `UPDATE cas_tickets SET used_at = ? WHERE id = ? AND used_at IS NULL RETURNING `+casTicketCols,
 		ms(now), id).Scan(&t.ID, &t.ServiceID, &t.ServiceURL, &t.AccountID, &t.SessionID, &auth, &renewed, &longTerm,
-		&created, &expires, &used)
+		&created, &expires, &used, &proxies)
 	if err != nil {
 		return t, db.mapErr(err)
 	}
+	t.Proxies = strings.Fields(proxies)
 	t.AuthTime, t.CreatedAt, t.ExpiresAt, t.UsedAt = fromMS(auth), fromMS(created), fromMS(expires), fromNull(used)
 	t.Renewed, t.LongTerm = renewed == 1, longTerm == 1
 	return t, nil
@@ -146,11 +149,66 @@ func (db *DB) ConsumeCASTicket(ctx context.Context, id string, now time.Time) (C
 // DeleteExpiredCASTickets removes tickets expired before cutoff whose
 // session is gone: single logout names every ticket of an ended session, so
 // a ticket is kept as long as its session row is (DeleteExpiredSessions
-// removes it a while after it ended, once propagated).
+// removes it a while after it ended, once propagated). Proxy-granting
+// tickets go with their session too.
 func (db *DB) DeleteExpiredCASTickets(ctx context.Context, cutoff time.Time) error {
 	_, err := db.exec(ctx, `DELETE FROM cas_tickets WHERE expires_at < ?
 		AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = cas_tickets.session_id)`, ms(cutoff))
+	if err != nil {
+		return err
+	}
+	_, err = db.exec(ctx, `DELETE FROM cas_pgts WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = cas_pgts.session_id)`)
 	return err
+}
+
+// CASPGT is a proxy-granting ticket (migration 0006); the ticket itself is
+// known by its hash only.
+type CASPGT struct {
+	IDHash    string
+	ServiceID string
+	AccountID string
+	SessionID string
+	AuthTime  time.Time
+	LongTerm  bool
+	Proxies   []string // the callback URLs, most recent first
+	CreatedAt time.Time
+}
+
+// CreateCASPGT inserts a proxy-granting ticket.
+func (db *DB) CreateCASPGT(ctx context.Context, p CASPGT) error {
+	_, err := db.exec(ctx, `INSERT INTO cas_pgts (id_hash, service_id, account_id, session_id, auth_time, long_term, proxies, created_at)
+		VALUES (?,?,?,?,?,?,?,?)`, p.IDHash, p.ServiceID, p.AccountID, p.SessionID, ms(p.AuthTime), boolInt(p.LongTerm),
+		strings.Join(p.Proxies, " "), ms(p.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("store: create cas pgt: %w", err)
+	}
+	return nil
+}
+
+// DeleteCASPGT removes a proxy-granting ticket (one whose callback failed).
+func (db *DB) DeleteCASPGT(ctx context.Context, idHash string) error {
+	return db.execOne(ctx, `DELETE FROM cas_pgts WHERE id_hash = ?`, idHash)
+}
+
+// LiveCASPGT returns the proxy-granting ticket of that hash while its
+// session lasts: not signed out (revoked) and before its absolute end.
+// Otherwise ErrNotFound.
+func (db *DB) LiveCASPGT(ctx context.Context, idHash string, now time.Time) (CASPGT, error) {
+	var (
+		p             CASPGT
+		auth, created int64
+		longTerm      int
+		proxies       string
+	)
+	err := db.queryRow(ctx, `SELECT p.id_hash, p.service_id, p.account_id, p.session_id, p.auth_time, p.long_term, p.proxies, p.created_at
+		FROM cas_pgts p JOIN sessions s ON s.id = p.session_id
+		WHERE p.id_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ?`, idHash, ms(now)).Scan(
+		&p.IDHash, &p.ServiceID, &p.AccountID, &p.SessionID, &auth, &longTerm, &proxies, &created)
+	if err != nil {
+		return p, db.mapErr(err)
+	}
+	p.AuthTime, p.CreatedAt, p.LongTerm, p.Proxies = fromMS(auth), fromMS(created), longTerm == 1, strings.Fields(proxies)
+	return p, nil
 }
 
 // CASLogoutTarget is a service ticket of a session whose service has a

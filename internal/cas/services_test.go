@@ -1,0 +1,90 @@
+package cas
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"campusid/internal/store"
+)
+
+func TestNormalize(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"https://App.Example/x", "https://app.example/x"},
+		{"HTTPS://app.example:443/x", "https://app.example/x"},
+		{"http://app.example:80", "http://app.example/"},
+		{"https://app.example:8443/x", "https://app.example:8443/x"},
+		{"https://app.example/x?b=a%20b&a=1", "https://app.example/x?b=a+b&a=1"},
+		{"https://app.example/x?b=a+b&a=1#frag", "https://app.example/x?b=a+b&a=1"},
+		{"https://app.example/%7Euser", "https://app.example/~user"},
+	} {
+		if got, ok := Normalize(c.in); !ok || got != c.want {
+			t.Errorf("Normalize(%q) = %q, %v; want %q", c.in, got, ok, c.want)
+		}
+	}
+	for _, bad := range []string{"", "/relative", "ftp://app.example/", "https://user:pw@app.example/", "javascript:alert(1)"} {
+		if got, ok := Normalize(bad); ok {
+			t.Errorf("Normalize(%q) = %q, want refused", bad, got)
+		}
+	}
+}
+
+func TestMatches(t *testing.T) {
+	svc := func(match, pattern string) store.CASService { return store.CASService{Match: match, URLPattern: pattern} }
+	for _, c := range []struct {
+		svc  store.CASService
+		url  string
+		want bool
+	}{
+		{svc("exact", "https://app.example/login"), "https://APP.example:443/login", true},
+		{svc("exact", "https://app.example/login"), "https://app.example/login/x", false},
+		{svc("prefix", "https://app.example/ent"), "https://app.example/ent", true},
+		{svc("prefix", "https://app.example/ent"), "https://app.example/ent/x", true},
+		{svc("prefix", "https://app.example/ent"), "https://app.example/ent?x=1", true},
+		{svc("prefix", "https://app.example/ent"), "https://app.example/entx", false},
+		{svc("prefix", "https://app.example"), "https://app.example.evil/", false},
+		{svc("prefix", "https://app.example/"), "https://app.example/anything", true},
+		{svc("prefix", "https://app.example/"), "http://app.example/anything", false},
+		{svc("regex", `https://(www\.)?app\.example/.*`), "https://www.app.example/x", true},
+		{svc("regex", `https://app\.example/.*`), "https://evil.example/?https://app.example/", false}, // anchored
+		{svc("regex", `https://app\.example/x`), "https://app.example/x/y", false},
+	} {
+		norm, ok := Normalize(c.url)
+		if !ok {
+			t.Fatalf("Normalize(%q) refused", c.url)
+		}
+		if got := Matches(c.svc, c.url, norm); got != c.want {
+			t.Errorf("%s %q vs %q: %v, want %v", c.svc.Match, c.svc.URLPattern, c.url, got, c.want)
+		}
+	}
+}
+
+func TestServiceSpec(t *testing.T) {
+	good := ServiceSpec{ID: "ent", Name: "ENT", URL: "https://ent.example/", Match: "prefix",
+		Attributes: []string{"uid", "memberOf"}, Proxy: true, LogoutURL: "https://ent.example/slo"}
+	if _, err := good.Service(); err != nil {
+		t.Fatal(err)
+	}
+	bad := ServiceSpec{ID: "-x", Name: " ", URL: "(", Match: "regex", Attributes: []string{"cn"}, LogoutURL: "ftp://x"}
+	_, err := bad.Service()
+	for _, want := range []string{"id:", "name:", "url:", "attributes: unknown \"cn\"", "logout-url:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want an error mentioning %q, got %v", want, err)
+		}
+	}
+}
+
+func TestLogoutRequest(t *testing.T) {
+	x, err := LogoutRequest("ST-<&>", fixedTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"`,
+		`<samlp:SessionIndex>ST-&lt;&amp;&gt;</samlp:SessionIndex>`, `IssueInstant="2026-12-05T10:00:00Z"`, `Version="2.0"`} {
+		if !strings.Contains(x, want) {
+			t.Errorf("logoutRequest lacks %s:\n%s", want, x)
+		}
+	}
+}
+
+var fixedTime = time.Date(2026, 12, 5, 11, 0, 0, 0, time.FixedZone("CET", 3600))
