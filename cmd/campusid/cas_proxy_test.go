@@ -9,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"encoding/xml"
 	"math/big"
 	"net"
 	"net/http"
@@ -128,16 +127,7 @@ func TestCASProxy(t *testing.T) {
 		}
 		proxy := func(pgt, target string) casResp {
 			t.Helper()
-			resp, err := http.Get(n.URL + "/cas/proxy?" + url.Values{"pgt": {pgt}, "targetService": {target}}.Encode())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			var r casResp
-			if err := xml.NewDecoder(resp.Body).Decode(&r); err != nil {
-				t.Fatal(err)
-			}
-			return r
+			return casGet(t, n, "/cas/proxy", url.Values{"pgt": {pgt}, "targetService": {target}})
 		}
 
 		// A PGT through the callback: the IOU in the answer, the PGT at the

@@ -50,6 +50,12 @@ func casValidate(t *testing.T, n *node, path, ticket, service string, extra ...s
 	for i := 0; i+1 < len(extra); i += 2 {
 		q.Set(extra[i], extra[i+1])
 	}
+	return casGet(t, n, path, q)
+}
+
+// casGet GETs a CAS endpoint and decodes its XML answer.
+func casGet(t *testing.T, n *node, path string, q url.Values) casResp {
+	t.Helper()
 	resp, err := http.Get(n.URL + path + "?" + q.Encode())
 	if err != nil {
 		t.Fatal(err)
@@ -307,13 +313,7 @@ const InvalidRequestCode = "INVALID_REQUEST"
 // TestCASMethodPost: method=POST sends the ticket in a form posted to the
 // service (CAS 3.0, 2.1.1), which CSP allows to leave for the service only.
 func TestCASMethodPost(t *testing.T) {
-	n := newNode(t, store.SQLite)
-	n.user("jdupont", goodPassword, "jean.dupont@univ.example")
-	if _, err := n.cli("cas-service", "add", "--id", "ent", "--name", "ENT", "--url", casApp, "--match", "prefix"); err != nil {
-		t.Fatal(err)
-	}
-	b := n.browser()
-	b.mustSignIn("jdupont", goodPassword)
+	n, b := casSignedIn(t)
 	p := b.get("/cas/login?method=POST&service=" + url.QueryEscape(casApp))
 	if p.Status != http.StatusOK || !strings.Contains(p.Body, `<form method="post" action="`+casApp+`"`) {
 		t.Fatalf("method=POST: %d\n%s", p.Status, p.Body)
@@ -333,29 +333,16 @@ func TestCASMethodPost(t *testing.T) {
 // TestCASInternalError: a database failure is INTERNAL_ERROR (CAS 1.0: "no"),
 // never a success nor a ticket error.
 func TestCASInternalError(t *testing.T) {
-	n := newNode(t, store.SQLite)
-	n.user("jdupont", goodPassword, "jean.dupont@univ.example")
-	if _, err := n.cli("cas-service", "add", "--id", "ent", "--name", "ENT", "--url", casApp, "--match", "prefix"); err != nil {
-		t.Fatal(err)
-	}
-	b := n.browser()
-	b.mustSignIn("jdupont", goodPassword)
+	n, b := casSignedIn(t)
 	tk := casTicket(t, b.get("/cas/login?service="+url.QueryEscape(casApp)))
 	n.srv.db.Close()
 	if c := code(casValidate(t, n, "/cas/serviceValidate", tk, casApp)); c != "INTERNAL_ERROR" {
 		t.Fatalf("serviceValidate: %s", c)
 	}
-	resp, err := http.Get(n.URL + "/cas/proxy?" + url.Values{"pgt": {"PGT-x"}, "targetService": {casApp}}.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r casResp
-	xml.NewDecoder(resp.Body).Decode(&r)
-	resp.Body.Close()
-	if c := code(r); c != "INTERNAL_ERROR" {
+	if c := code(casGet(t, n, "/cas/proxy", url.Values{"pgt": {"PGT-x"}, "targetService": {casApp}})); c != "INTERNAL_ERROR" {
 		t.Fatalf("proxy: %s", c)
 	}
-	resp, err = http.Get(n.URL + "/cas/validate?" + url.Values{"ticket": {tk}, "service": {casApp}}.Encode())
+	resp, err := http.Get(n.URL + "/cas/validate?" + url.Values{"ticket": {tk}, "service": {casApp}}.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,4 +351,16 @@ func TestCASInternalError(t *testing.T) {
 	if string(body) != "no\n" {
 		t.Fatalf("validate: %q", body)
 	}
+}
+
+// casSignedIn is a SQLite node with the ENT registered and a browser signed in.
+func casSignedIn(t *testing.T) (*node, *browser) {
+	n := newNode(t, store.SQLite)
+	n.user("jdupont", goodPassword, "jean.dupont@univ.example")
+	if _, err := n.cli("cas-service", "add", "--id", "ent", "--name", "ENT", "--url", casApp, "--match", "prefix"); err != nil {
+		t.Fatal(err)
+	}
+	b := n.browser()
+	b.mustSignIn("jdupont", goodPassword)
+	return n, b
 }
