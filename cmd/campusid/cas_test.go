@@ -133,7 +133,7 @@ func TestCAS(t *testing.T) {
 		for _, a := range r.Success.Attrs.Any {
 			attrs[a.XMLName.Local] = a.Value
 		}
-		if attrs["mail"] != "jean.dupont@univ.example" || attrs["uid"] != "jdupont" || attrs["isFromNewLogin"] != "false" ||
+		if attrs["mail"] != "jean.dupont@univ.example" || attrs["uid"] != "jdupont" || attrs["isFromNewLogin"] != "true" ||
 			!strings.HasPrefix(attrs["eduPersonPrincipalName"], "jdupont@") {
 			t.Fatalf("attributes: %v", attrs)
 		}
@@ -142,10 +142,10 @@ func TestCAS(t *testing.T) {
 			t.Fatalf("reuse: %s", c)
 		}
 
-		// Live session: a ticket at once, no sign-in page.
+		// Live session: a ticket at once, no sign-in page; single sign-on, not a new login.
 		tk = casTicket(t, b.get(login))
-		if r := casValidate(t, n, "/cas/serviceValidate", tk, casApp); code(r) != "success:jdupont" || len(r.Success.Attrs.Any) == 0 {
-			t.Fatalf("serviceValidate: %s", code(r))
+		if r := casValidate(t, n, "/cas/serviceValidate", tk, casApp); code(r) != "success:jdupont" || attrMap(r)["isFromNewLogin"] != "false" {
+			t.Fatalf("serviceValidate: %s %v", code(r), attrMap(r))
 		}
 		// CAS 1.0.
 		tk = casTicket(t, b.get(login))
@@ -363,4 +363,23 @@ func casSignedIn(t *testing.T) (*node, *browser) {
 	b := n.browser()
 	b.mustSignIn("jdupont", goodPassword)
 	return n, b
+}
+
+// TestCASNewLogin: a ticket issued right after the person signed in for it
+// comes from primary credentials: isFromNewLogin, and valid for renew=true
+// (CAS 3.0, 2.5.1), even though the service did not ask for renew.
+func TestCASNewLogin(t *testing.T) {
+	n, _ := casSignedIn(t)
+	b := n.browser()
+	p := b.get("/cas/login?service=" + url.QueryEscape(casApp))
+	tk := casTicket(t, localFollow(b, casSignIn(b, p.Location)))
+	if r := casValidate(t, n, "/cas/serviceValidate", tk, casApp, "renew", "true"); code(r) != "success:jdupont" ||
+		attrMap(r)["isFromNewLogin"] != "true" {
+		t.Fatalf("ticket after sign-in, renew=true: %s %v", code(r), attrMap(r))
+	}
+	// A forged start time does not make a single sign-on ticket fresh.
+	tk = casTicket(t, b.get("/cas/login?rt=99999999999999&rmac=x&service="+url.QueryEscape(casApp)))
+	if r := casValidate(t, n, "/cas/serviceValidate", tk, casApp); attrMap(r)["isFromNewLogin"] != "false" {
+		t.Fatalf("forged rt: %v", attrMap(r))
+	}
 }

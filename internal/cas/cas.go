@@ -117,48 +117,50 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	if m := param(r, "method"); strings.EqualFold(m, "POST") {
 		back.Set("method", "POST")
 	}
+	post := back.Get("method") == "POST"
+	// A ticket is from a new login (isFromNewLogin, and valid for renew=true)
+	// when the person signed in during this request's round trip through
+	// /login: the start time travels MACed, the session's auth_time follows it.
+	now := h.Now()
+	fresh := false
+	if t, mac := param(r, "rt"), param(r, "rmac"); cur != nil && t != "" && hmac.Equal([]byte(mac), []byte(h.renewMAC(t))) {
+		if start, err := strconv.ParseInt(t, 10, 64); err == nil && now.Sub(time.UnixMilli(start)) < renewValidity &&
+			!cur.Session.AuthTime.Before(time.UnixMilli(start)) {
+			fresh = true
+		}
+	}
+	if cur != nil && (fresh || !renew) {
+		return h.issue(w, r, svc, service, norm, cur, fresh, post)
+	}
+	if cur == nil && gateway && !renew {
+		http.Redirect(w, r, service, http.StatusFound)
+		return nil
+	}
+	t := strconv.FormatInt(now.UnixMilli(), 10)
 	if renew {
-		// A fresh sign-in is one that happened after this request started:
-		// the start time travels MACed, and the session's auth_time must follow it.
-		now := h.Now()
-		if t, mac := param(r, "rt"), param(r, "rmac"); cur != nil && t != "" && hmac.Equal([]byte(mac), []byte(h.renewMAC(t))) {
-			if start, err := strconv.ParseInt(t, 10, 64); err == nil && now.Sub(time.UnixMilli(start)) < renewValidity &&
-				!cur.Session.AuthTime.Before(time.UnixMilli(start)) {
-				return h.issue(w, r, svc, service, norm, cur, true, back.Get("method") == "POST")
-			}
-		}
-		t := strconv.FormatInt(now.UnixMilli(), 10)
 		back.Set("renew", "true")
-		back.Set("rt", t)
-		back.Set("rmac", h.renewMAC(t))
-		q := url.Values{"return_to": {PathLogin + "?" + back.Encode()}}
-		if cur != nil {
-			q.Set("reauth", "1")
-		}
-		return web.Redirect(w, r, "/login?"+q.Encode())
 	}
-	if cur == nil {
-		if gateway {
-			http.Redirect(w, r, service, http.StatusFound)
-			return nil
-		}
-		return web.Redirect(w, r, "/login?"+url.Values{"return_to": {PathLogin + "?" + back.Encode()}}.Encode())
+	back.Set("rt", t)
+	back.Set("rmac", h.renewMAC(t))
+	q := url.Values{"return_to": {PathLogin + "?" + back.Encode()}}
+	if cur != nil {
+		q.Set("reauth", "1") // renew=true with a session: the password again
 	}
-	return h.issue(w, r, svc, service, norm, cur, false, back.Get("method") == "POST")
+	return web.Redirect(w, r, "/login?"+q.Encode())
 }
 
 // issue creates a service ticket and sends the browser to the service.
-func (h *Handler) issue(w http.ResponseWriter, r *http.Request, svc store.CASService, service, norm string, cur *session.Current, renewed, post bool) error {
+func (h *Handler) issue(w http.ResponseWriter, r *http.Request, svc store.CASService, service, norm string, cur *session.Current, fresh, post bool) error {
 	ctx := r.Context()
 	now := h.Now()
 	t := store.CASTicket{ID: "ST-" + session.NewToken(), ServiceID: svc.ID, ServiceURL: norm, AccountID: cur.Account.ID,
-		SessionID: cur.Session.ID, AuthTime: cur.Session.AuthTime, Renewed: renewed, LongTerm: cur.Session.Remember,
+		SessionID: cur.Session.ID, AuthTime: cur.Session.AuthTime, Renewed: fresh, LongTerm: cur.Session.Remember,
 		CreatedAt: now, ExpiresAt: now.Add(h.TicketLifetime)}
 	if err := h.DB.CreateCASTicket(ctx, t); err != nil {
 		return err
 	}
 	h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.ticket", AccountID: cur.Account.ID,
-		Details: map[string]string{"service_id": svc.ID, "session_id": cur.Session.ID, "renew": strconv.FormatBool(renewed)}})
+		Details: map[string]string{"service_id": svc.ID, "session_id": cur.Session.ID, "new_login": strconv.FormatBool(fresh)}})
 	web.NoReferrer(w)
 	if post {
 		web.AllowFormsTo(w, service)

@@ -30,7 +30,9 @@ func TestNormalize(t *testing.T) {
 }
 
 func TestMatches(t *testing.T) {
-	svc := func(match, pattern string) store.CASService { return store.CASService{Match: match, URLPattern: pattern} }
+	svc := func(match, pattern string) store.CASService {
+		return store.CASService{Match: match, URLPattern: pattern}
+	}
 	for _, c := range []struct {
 		svc  store.CASService
 		url  string

@@ -101,7 +101,7 @@ type CASTicket struct {
 	AccountID  string
 	SessionID  string
 	AuthTime   time.Time
-	Renewed    bool // issued right after a fresh sign-in asked by renew=true
+	Renewed    bool // from a new login: issued right after the person signed in for it, not by single sign-on
 	LongTerm   bool // the session is a remember-me one
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
