@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -141,8 +142,8 @@ func importApereoServices(ctx context.Context, e *env, db *store.DB, paths []str
 		}
 		i := slices.IndexFunc(kept, func(k apereoService) bool { return k.file == s.file })
 		svc, state := valid[i], cond(states[i] != "", states[i], verb)
-		fmt.Fprintf(e.stdout, "CAS service %s %s: %q, %s %s, attributes %s%s%s (%s)\n", svc.ID, state, svc.Name, svc.Match, svc.URLPattern,
-			orNone(strings.Join(svc.Attributes, ",")), cond(svc.AllowProxy, ", proxy", ""),
+		fmt.Fprintf(e.stdout, "CAS service %s %s: %q, %s %s, order %d, attributes %s%s%s (%s)\n", svc.ID, state, svc.Name, svc.Match,
+			svc.URLPattern, svc.Order, orNone(strings.Join(svc.Attributes, ",")), cond(svc.AllowProxy, ", proxy", ""),
 			cond(svc.LogoutURL != "", ", logout URL "+svc.LogoutURL, ""), filepath.Base(s.file))
 		for _, w := range s.warnings {
 			fmt.Fprintf(e.stdout, "  warning: %s\n", w)
@@ -179,7 +180,8 @@ func orNone(s string) string { return cond(s == "", "none", s) }
 
 func sameCASService(a, b store.CASService) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.URLPattern == b.URLPattern && a.Match == b.Match &&
-		slices.Equal(a.Attributes, b.Attributes) && a.AllowProxy == b.AllowProxy && a.LogoutURL == b.LogoutURL
+		slices.Equal(a.Attributes, b.Attributes) && a.AllowProxy == b.AllowProxy && a.LogoutURL == b.LogoutURL &&
+		a.Order == b.Order
 }
 
 // apereoFiles lists the files to read: files as given, every *.json of a
@@ -332,6 +334,15 @@ func readApereoService(file string) (apereoService, error) {
 
 	// Attributes.
 	s.spec.Attributes = apereoAttributes(m["attributeReleasePolicy"], w)
+
+	// Evaluation order: the same meaning (the lowest answers first).
+	if o := str(m["evaluationOrder"]); o != "" {
+		n, err := strconv.Atoi(o)
+		if err != nil {
+			return s, fmt.Errorf("%s: evaluationOrder %q is not a whole number: fix it in the file", file, o)
+		}
+		s.spec.Order = n
+	}
 
 	// The user name: campusid always sends the identifier.
 	if up, ok := m["usernameAttributeProvider"].(map[string]any); ok {

@@ -18,12 +18,14 @@ import (
 const casServiceAbout = `Manage the CAS services (applications that sign people in through /cas/).
 
   cas-service add --id ID --name NAME --url PATTERN [--match exact|prefix|regex]
-                  [--attributes uid,mail,...] [--proxy] [--logout-url URL]
+                  [--attributes uid,mail,...] [--proxy] [--logout-url URL] [--order N]
       Register a service. --match says how PATTERN meets the service URL an
       application sends: exact (the default, after normalising the encoding),
       prefix (on a path boundary) or regex (anchored). Attributes released by
       /cas/p3/serviceValidate: uid, mail, displayName, givenName, sn,
-      eduPersonPrincipalName, supannEtablissement.
+      eduPersonPrincipalName, supannEtablissement, memberOf. When several
+      services match a URL, the lowest --order (default 0) answers; at equal
+      order exact beats prefix (the longest first), which beats regex.
   cas-service update ID [the flags of add]
       Change what the flags given say; the others keep their value
       (--attributes "" releases none, --proxy=false withdraws proxying).
@@ -47,6 +49,7 @@ func runCASService(ctx context.Context, e *env, args []string) error {
 	attrs := fs.String("attributes", "", "attributes released, comma-separated")
 	proxy := fs.Bool("proxy", false, "the service may ask for proxy tickets")
 	logoutURL := fs.String("logout-url", "", "URL receiving single logout requests")
+	order := fs.Int("order", 0, "evaluation order when several services match (lower first)")
 	dryRun := fs.Bool("dry-run", false, "show what import would do, change nothing")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -85,7 +88,7 @@ func runCASService(ctx context.Context, e *env, args []string) error {
 			return usageError{fmt.Sprintf("unexpected argument %q", rest[0])}
 		}
 		s, err := cas.ServiceSpec{ID: *id, Name: *name, URL: *pattern, Match: *match, Attributes: list, Proxy: *proxy,
-			LogoutURL: *logoutURL}.Service()
+			LogoutURL: *logoutURL, Order: *order}.Service()
 		if err != nil {
 			return invalidCASService(err)
 		}
@@ -110,7 +113,7 @@ func runCASService(ctx context.Context, e *env, args []string) error {
 			return usageError{"the id of a CAS service cannot change (delete it and add it again)"}
 		}
 		spec := cas.ServiceSpec{ID: old.ID, Name: old.Name, URL: old.URLPattern, Match: old.Match, Attributes: old.Attributes,
-			Proxy: old.AllowProxy, LogoutURL: old.LogoutURL}
+			Proxy: old.AllowProxy, LogoutURL: old.LogoutURL, Order: old.Order}
 		if set["name"] {
 			spec.Name = *name
 		}
@@ -128,6 +131,9 @@ func runCASService(ctx context.Context, e *env, args []string) error {
 		}
 		if set["logout-url"] {
 			spec.LogoutURL = *logoutURL
+		}
+		if set["order"] {
+			spec.Order = *order
 		}
 		s, err := spec.Service()
 		if err != nil {
@@ -150,9 +156,10 @@ func runCASService(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tMATCH\tURL\tSOURCE")
+		fmt.Fprintln(tw, "ID\tNAME\tORDER\tMATCH\tURL\tSOURCE")
+		cas.SortServices(list) // the order in which they are tried
 		for _, s := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Name, s.Match, s.URLPattern, s.Source)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", s.ID, s.Name, s.Order, s.Match, s.URLPattern, s.Source)
 		}
 		return tw.Flush()
 	case "show":
@@ -161,8 +168,8 @@ func runCASService(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "id:\t%s\nname:\t%s\nurl:\t%s\nmatch:\t%s\nattributes:\t%s\nproxy:\t%t\nlogout URL:\t%s\nmanaged by:\t%s\ncreated:\t%s\nupdated:\t%s\n",
-			s.ID, s.Name, s.URLPattern, s.Match, strings.Join(s.Attributes, ","), s.AllowProxy, s.LogoutURL, s.Source,
+		fmt.Fprintf(tw, "id:\t%s\nname:\t%s\nurl:\t%s\nmatch:\t%s\norder:\t%d\nattributes:\t%s\nproxy:\t%t\nlogout URL:\t%s\nmanaged by:\t%s\ncreated:\t%s\nupdated:\t%s\n",
+			s.ID, s.Name, s.URLPattern, s.Match, s.Order, strings.Join(s.Attributes, ","), s.AllowProxy, s.LogoutURL, s.Source,
 			s.CreatedAt.Local().Format(time.DateTime), s.UpdatedAt.Local().Format(time.DateTime))
 		return tw.Flush()
 	case "delete":
@@ -191,7 +198,7 @@ func startCAS(ctx context.Context, cfg config.Config, db *store.DB, now func() t
 	var specs []cas.ServiceSpec
 	for _, s := range cfg.CAS.Services {
 		specs = append(specs, cas.ServiceSpec{ID: s.ID, Name: s.Name, URL: s.URL, Match: s.Match, Attributes: s.Attributes,
-			Proxy: s.Proxy, LogoutURL: s.LogoutURL})
+			Proxy: s.Proxy, LogoutURL: s.LogoutURL, Order: s.Order})
 	}
 	return cas.SyncServices(ctx, db, specs, now())
 }

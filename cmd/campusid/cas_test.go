@@ -383,3 +383,31 @@ func TestCASNewLogin(t *testing.T) {
 		t.Fatalf("forged rt: %v", attrMap(r))
 	}
 }
+
+// TestCASServiceOrder: of two services matching a URL, the lower --order
+// answers (its attributes are released); at equal order the prefix beats the
+// regular expression.
+func TestCASServiceOrder(t *testing.T) {
+	n, b := casSignedIn(t) // ent: prefix casApp, order 0, no attributes
+	if _, err := n.cli("cas-service", "add", "--id", "catchall", "--name", "Tout", "--url", `https://ent\.univ\.example/.*`,
+		"--match", "regex", "--attributes", "uid"); err != nil {
+		t.Fatal(err)
+	}
+	uid := func() string {
+		t.Helper()
+		tk := casTicket(t, b.get("/cas/login?service="+url.QueryEscape(casApp)))
+		return attrMap(casValidate(t, n, "/cas/serviceValidate", tk, casApp))["uid"]
+	}
+	if got := uid(); got != "" {
+		t.Fatalf("equal order: the regex answered (uid %q)", got)
+	}
+	if _, err := n.cli("cas-service", "update", "catchall", "--order", "-5"); err != nil {
+		t.Fatal(err)
+	}
+	if got := uid(); got != "jdupont" {
+		t.Fatalf("order -5: the prefix still answered")
+	}
+	if out, _ := n.cli("cas-service", "list"); strings.Index(out, "catchall") > strings.Index(out, "ent ") {
+		t.Fatalf("list is not in evaluation order:\n%s", out)
+	}
+}

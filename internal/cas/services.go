@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"campusid/internal/store"
@@ -29,6 +30,7 @@ type ServiceSpec struct {
 	Attributes           []string
 	Proxy                bool
 	LogoutURL            string
+	Order                int
 }
 
 var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -71,7 +73,7 @@ func (s ServiceSpec) Service() (store.CASService, error) {
 		}
 	}
 	return store.CASService{ID: s.ID, Name: strings.TrimSpace(s.Name), URLPattern: s.URL, Match: s.Match,
-		Attributes: s.Attributes, AllowProxy: s.Proxy, LogoutURL: s.LogoutURL}, errors.Join(errs...)
+		Attributes: s.Attributes, AllowProxy: s.Proxy, LogoutURL: s.LogoutURL, Order: s.Order}, errors.Join(errs...)
 }
 
 // Normalize puts a service URL in the form tickets are bound to: scheme
@@ -134,10 +136,57 @@ func Matches(svc store.CASService, raw, norm string) bool {
 		rest := norm[len(p):]
 		return rest == "" || strings.HasSuffix(p, "/") || strings.ContainsAny(rest[:1], "/?")
 	case "regex":
-		re, err := regexp.Compile(`^(?:` + svc.URLPattern + `)$`)
-		return err == nil && (re.MatchString(raw) || re.MatchString(norm))
+		re := compiled(svc.URLPattern)
+		return re != nil && (re.MatchString(raw) || re.MatchString(norm))
 	}
 	return false
+}
+
+// regexps caches the anchored form of each regex pattern (nil: invalid):
+// every /cas/login tries every service.
+var regexps sync.Map
+
+func compiled(pattern string) *regexp.Regexp {
+	if re, ok := regexps.Load(pattern); ok {
+		return re.(*regexp.Regexp)
+	}
+	re, err := regexp.Compile(`^(?:` + pattern + `)$`)
+	if err != nil {
+		re = nil
+	}
+	regexps.Store(pattern, re)
+	return re
+}
+
+// SortServices puts services in the order FindService tries them.
+func SortServices(list []store.CASService) {
+	slices.SortStableFunc(list, func(a, b store.CASService) int {
+		switch {
+		case before(a, b):
+			return -1
+		case before(b, a):
+			return 1
+		}
+		return 0
+	})
+}
+
+var rank = map[string]int{"exact": 0, "prefix": 1, "regex": 2}
+
+// before reports whether a should answer rather than b when both match:
+// the lower order, then exact over prefix over regex, the longer prefix,
+// then the id.
+func before(a, b store.CASService) bool {
+	if a.Order != b.Order {
+		return a.Order < b.Order
+	}
+	if ra, rb := rank[a.Match], rank[b.Match]; ra != rb {
+		return ra < rb
+	}
+	if a.Match == "prefix" && len(a.URLPattern) != len(b.URLPattern) {
+		return len(a.URLPattern) > len(b.URLPattern)
+	}
+	return a.ID < b.ID
 }
 
 // FindService returns the registered service of a URL.
@@ -150,12 +199,16 @@ func FindService(ctx context.Context, db *store.DB, raw string) (store.CASServic
 	if err != nil {
 		return store.CASService{}, "", err
 	}
-	for _, s := range list {
-		if Matches(s, raw, norm) {
-			return s, norm, nil
+	found := -1
+	for i, s := range list {
+		if Matches(s, raw, norm) && (found < 0 || before(s, list[found])) {
+			found = i
 		}
 	}
-	return store.CASService{}, norm, store.ErrNotFound
+	if found < 0 {
+		return store.CASService{}, norm, store.ErrNotFound
+	}
+	return list[found], norm, nil
 }
 
 // SyncServices makes the configuration file's services the database's

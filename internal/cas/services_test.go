@@ -90,3 +90,26 @@ func TestLogoutRequest(t *testing.T) {
 }
 
 var fixedTime = time.Date(2026, 12, 5, 11, 0, 0, 0, time.FixedZone("CET", 3600))
+
+// TestSortServices: when several services match, the lowest order answers;
+// at equal order exact beats prefix (the longest first), which beats regex.
+func TestSortServices(t *testing.T) {
+	list := []store.CASService{
+		{ID: "a-catchall", Match: "regex", URLPattern: `https://.*`, Order: 0},
+		{ID: "b-regex", Match: "regex", URLPattern: `https://ent\.example/.*`, Order: 0},
+		{ID: "c-short", Match: "prefix", URLPattern: "https://ent.example/", Order: 0},
+		{ID: "d-long", Match: "prefix", URLPattern: "https://ent.example/portail/", Order: 0},
+		{ID: "e-exact", Match: "exact", URLPattern: "https://ent.example/portail/x", Order: 0},
+		{ID: "f-first", Match: "regex", URLPattern: `https://ent\.example/portail/.*`, Order: -1},
+		{ID: "g-last", Match: "exact", URLPattern: "https://ent.example/portail/x", Order: 5},
+	}
+	SortServices(list)
+	var got []string
+	for _, s := range list {
+		got = append(got, s.ID)
+	}
+	want := "f-first e-exact d-long c-short a-catchall b-regex g-last"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("order: %s, want %s", strings.Join(got, " "), want)
+	}
+}

@@ -107,6 +107,7 @@ type CASService struct {
 	Attributes []string `yaml:"attributes"`
 	Proxy      bool     `yaml:"proxy"`
 	LogoutURL  string   `yaml:"logout_url"`
+	Order      int      `yaml:"order"`
 }
 
 // OIDC holds the settings of the OpenID Connect provider (docs/oidc.md).

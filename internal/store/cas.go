@@ -17,12 +17,13 @@ type CASService struct {
 	Attributes []string
 	AllowProxy bool
 	LogoutURL  string
+	Order      int    // lower first when several match (migration 0007)
 	Source     string // ClientFromConfig or ClientFromCLI
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 }
 
-const casServiceCols = `id, name, url_pattern, match_kind, attributes, allow_proxy, logout_url, source, created_at, updated_at`
+const casServiceCols = `id, name, url_pattern, match_kind, attributes, allow_proxy, logout_url, source, created_at, updated_at, evaluation_order`
 
 func scanCASService(row interface{ Scan(...any) error }) (CASService, error) {
 	var (
@@ -31,7 +32,7 @@ func scanCASService(row interface{ Scan(...any) error }) (CASService, error) {
 		proxy            int
 		created, updated int64
 	)
-	err := row.Scan(&s.ID, &s.Name, &s.URLPattern, &s.Match, &attrs, &proxy, &s.LogoutURL, &s.Source, &created, &updated)
+	err := row.Scan(&s.ID, &s.Name, &s.URLPattern, &s.Match, &attrs, &proxy, &s.LogoutURL, &s.Source, &created, &updated, &s.Order)
 	s.Attributes = strings.Fields(attrs)
 	s.AllowProxy = proxy == 1
 	s.CreatedAt, s.UpdatedAt = fromMS(created), fromMS(updated)
@@ -43,19 +44,19 @@ func (s CASService) args() []any {
 		s.Source = ClientFromCLI
 	}
 	return []any{s.ID, s.Name, s.URLPattern, s.Match, strings.Join(s.Attributes, " "), boolInt(s.AllowProxy), s.LogoutURL,
-		s.Source, ms(s.CreatedAt), ms(s.UpdatedAt)}
+		s.Source, ms(s.CreatedAt), ms(s.UpdatedAt), s.Order}
 }
 
 // CreateCASService inserts a service; ErrConflict when the id is taken.
 func (db *DB) CreateCASService(ctx context.Context, s CASService) error {
-	_, err := db.exec(ctx, `INSERT INTO cas_services (`+casServiceCols+`) VALUES (?,?,?,?,?,?,?,?,?,?)`, s.args()...)
+	_, err := db.exec(ctx, `INSERT INTO cas_services (`+casServiceCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`, s.args()...)
 	return err
 }
 
 // UpsertCASService inserts or replaces a service (the configuration file's).
 func (db *DB) UpsertCASService(ctx context.Context, s CASService) error {
-	_, err := db.exec(ctx, `INSERT INTO cas_services (`+casServiceCols+`) VALUES (?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT (id) DO UPDATE SET name = excluded.name, url_pattern = excluded.url_pattern, match_kind = excluded.match_kind,
+	_, err := db.exec(ctx, `INSERT INTO cas_services (`+casServiceCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name, evaluation_order = excluded.evaluation_order, url_pattern = excluded.url_pattern, match_kind = excluded.match_kind,
 		attributes = excluded.attributes, allow_proxy = excluded.allow_proxy, logout_url = excluded.logout_url,
 		source = excluded.source, updated_at = excluded.updated_at`, s.args()...)
 	if err != nil {
