@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -50,9 +51,23 @@ type querier interface {
 type DB struct {
 	sql     *sql.DB
 	q       querier
+	tx      *sql.Tx // inside InTx
 	dialect Dialect
 	inTx    bool
+	stmts   *stmtCache // SQLite only, shared by the transaction-bound copies
 }
+
+// stmtCache keeps SQLite's prepared statements: modernc.org/sqlite would
+// otherwise parse and plan every statement at every call, a fifth to a third
+// of the CPU of a request (docs/benchmarks.md). pgx caches its own.
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// maxCachedStmts bounds the cache; the queries are fixed strings, a few
+// hundred at most.
+const maxCachedStmts = 512
 
 // Open connects to url ("sqlite:PATH" or "postgres://..."). It does not migrate.
 func Open(ctx context.Context, url string, maxConns int) (*DB, error) {
@@ -91,7 +106,11 @@ func Open(ctx context.Context, url string, maxConns int) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
-	return &DB{sql: sdb, q: sdb, dialect: dialect}, nil
+	db := &DB{sql: sdb, q: sdb, dialect: dialect}
+	if dialect == SQLite {
+		db.stmts = &stmtCache{m: map[string]*sql.Stmt{}}
+	}
+	return db, nil
 }
 
 // ping checks the connection. On SQLite, switching a new file to WAL takes
@@ -113,7 +132,17 @@ func ping(ctx context.Context, sdb *sql.DB, d Dialect) error {
 }
 
 // Close closes the pool.
-func (db *DB) Close() error { return db.sql.Close() }
+func (db *DB) Close() error {
+	if db.stmts != nil {
+		db.stmts.mu.Lock()
+		for _, st := range db.stmts.m {
+			st.Close()
+		}
+		db.stmts.m = map[string]*sql.Stmt{}
+		db.stmts.mu.Unlock()
+	}
+	return db.sql.Close()
+}
 
 // Dialect reports the engine.
 func (db *DB) Dialect() Dialect { return db.dialect }
@@ -147,21 +176,76 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *DB) error) (err error) {
 			err = fmt.Errorf("store: commit: %w", db.mapErr(cerr))
 		}
 	}()
-	return fn(&DB{sql: db.sql, q: tx, dialect: db.dialect, inTx: true})
+	return fn(&DB{sql: db.sql, q: tx, tx: tx, dialect: db.dialect, inTx: true, stmts: db.stmts})
+}
+
+// on returns what runs query: its cached prepared statement when there is
+// one (bound to the transaction inside InTx), else the pool or transaction.
+func (db *DB) on(ctx context.Context, query string) querier {
+	if db.stmts == nil {
+		return db.q
+	}
+	c := db.stmts
+	c.mu.Lock()
+	st, ok := c.m[query]
+	full := len(c.m) >= maxCachedStmts
+	c.mu.Unlock()
+	if !ok {
+		// Inside a transaction the pool may have no other connection to
+		// prepare on (max_open_conns 1): those statements run unprepared
+		// until they are met outside one.
+		if full || db.tx != nil {
+			return db.q
+		}
+		var err error
+		if st, err = db.sql.PrepareContext(ctx, query); err != nil {
+			return db.q // the error shows when the query runs
+		}
+		c.mu.Lock()
+		if prev, dup := c.m[query]; dup {
+			st.Close()
+			st = prev
+		} else {
+			c.m[query] = st
+		}
+		c.mu.Unlock()
+	}
+	if db.tx != nil {
+		return stmtQuerier{db.tx.StmtContext(ctx, st)}
+	}
+	return stmtQuerier{st}
+}
+
+// stmtQuerier runs a prepared statement; the query argument is its own.
+type stmtQuerier struct{ st *sql.Stmt }
+
+func (s stmtQuerier) ExecContext(ctx context.Context, _ string, args ...any) (sql.Result, error) {
+	return s.st.ExecContext(ctx, args...)
+}
+
+func (s stmtQuerier) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return s.st.QueryContext(ctx, args...)
+}
+
+func (s stmtQuerier) QueryRowContext(ctx context.Context, _ string, args ...any) *sql.Row {
+	return s.st.QueryRowContext(ctx, args...)
 }
 
 func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	res, err := db.q.ExecContext(ctx, db.rebind(query), args...)
+	query = db.rebind(query)
+	res, err := db.on(ctx, query).ExecContext(ctx, query, args...)
 	return res, db.mapErr(err)
 }
 
 func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	rows, err := db.q.QueryContext(ctx, db.rebind(query), args...)
+	query = db.rebind(query)
+	rows, err := db.on(ctx, query).QueryContext(ctx, query, args...)
 	return rows, db.mapErr(err)
 }
 
 func (db *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return db.q.QueryRowContext(ctx, db.rebind(query), args...)
+	query = db.rebind(query)
+	return db.on(ctx, query).QueryRowContext(ctx, query, args...)
 }
 
 // execOne runs an UPDATE or DELETE that must touch exactly one row.

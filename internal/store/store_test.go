@@ -321,3 +321,49 @@ func TestKnownDevicesAreBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestPreparedStatementsFollowTheTransaction: SQLite's cached prepared
+// statements run on the transaction's connection inside InTx (they see its
+// uncommitted writes), and a statement first met inside a transaction does
+// not wait for a second connection (max_open_conns 1).
+func TestPreparedStatementsFollowTheTransaction(t *testing.T) {
+	for _, conns := range []int{1, 2} {
+		t.Run(fmt.Sprint(conns, "conns"), func(t *testing.T) {
+			db, err := store.Open(ctx, storetest.URL(t, store.SQLite), conns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Migrate(ctx, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if _, err := db.ListCASServices(tctx); err != nil { // now cached
+				t.Fatal(err)
+			}
+			now := time.Now()
+			err = db.InTx(tctx, func(tx *store.DB) error {
+				// First met here: CreateCASService has never run.
+				if err := tx.CreateCASService(tctx, store.CASService{ID: "ent", Name: "ENT", URLPattern: "https://ent.example/",
+					Match: "exact", CreatedAt: now, UpdatedAt: now}); err != nil {
+					return err
+				}
+				list, err := tx.ListCASServices(tctx)
+				if err != nil {
+					return err
+				}
+				if len(list) != 1 {
+					return fmt.Errorf("the cached statement does not see the transaction's write: %d services", len(list))
+				}
+				return errors.New("roll back")
+			})
+			if err == nil || err.Error() != "roll back" {
+				t.Fatalf("transaction: %v", err)
+			}
+			if list, err := db.ListCASServices(tctx); err != nil || len(list) != 0 {
+				t.Fatalf("after rollback: %d services, %v", len(list), err)
+			}
+		})
+	}
+}
