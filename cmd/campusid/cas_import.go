@@ -323,12 +323,12 @@ func readApereoService(file string) (apereoService, error) {
 		}
 	}
 	if s.spec.Match == "regex" {
-		re, err := regexp.Compile(`^(?:` + s.spec.URL + `)$`)
-		if err != nil {
+		if _, err := regexp.Compile(`^(?:` + s.spec.URL + `)$`); err != nil {
 			return s, fmt.Errorf("%s: serviceId %q is a Java regular expression Go cannot run (no look-around, back-references, possessive quantifiers or \\Z): %v; rewrite it without them in the file (or register the service with 'campusid cas-service add') and import again", file, sid, err)
 		}
-		if re.MatchString("https://campusid-any-host.invalid/x") {
-			w("serviceId %q matches any site: every application anywhere could get tickets; narrow it with 'campusid cas-service update %s --url ...'", sid, s.spec.ID)
+		if cas.AnyHost(s.spec.URL) {
+			s.skip = fmt.Sprintf("serviceId %q accepts any site, which campusid refuses (every application anywhere could get tickets): register the applications it stood for with 'campusid cas-service add'", sid)
+			return s, nil
 		}
 	}
 

@@ -149,9 +149,15 @@ func TestCASProxy(t *testing.T) {
 			t.Fatalf("/cas/proxy: %s", code(pr))
 		}
 		pt := pr.ProxySuccess.Ticket
+		// At serviceValidate a proxy ticket is refused, and spent: one
+		// validation attempt per ticket (CAS 3.0, 3.2.1).
 		if c := code(validate("/cas/serviceValidate", pt, webmail+"inbox", "")); c != "INVALID_TICKET_SPEC" {
 			t.Fatalf("PT at serviceValidate: %s", c)
 		}
+		if c := code(validate("/cas/proxyValidate", pt, webmail+"inbox", "")); c != "INVALID_TICKET" {
+			t.Fatalf("PT after serviceValidate: %s", c)
+		}
+		pt = proxy(pgt, webmail+"inbox").ProxySuccess.Ticket
 		r = validate("/cas/p3/proxyValidate", pt, webmail+"inbox", "")
 		if code(r) != "success:jdupont" || !slices.Equal(r.Success.Proxies, []string{cbURL}) {
 			t.Fatalf("proxyValidate: %s %+v", code(r), r.Success)

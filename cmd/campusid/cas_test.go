@@ -96,11 +96,14 @@ func casTicketFor(t *testing.T, p page, service string) string {
 	}
 	u, _ := url.Parse(p.Location)
 	tk := u.Query().Get("ticket")
-	if !strings.HasPrefix(tk, "ST-") {
-		t.Fatalf("no ticket in %q", p.Location)
+	if !ticketRe.MatchString(tk) {
+		t.Fatalf("no ticket, or not in the specification's alphabet (CAS 3.0, 3.7), in %q", p.Location)
 	}
 	return tk
 }
+
+// ticketRe: ST- and letters, digits and '-' only, at most 256 characters.
+var ticketRe = regexp.MustCompile(`^ST-[A-Za-z0-9-]{32,253}$`)
 
 func TestCAS(t *testing.T) {
 	forEachDB(t, func(t *testing.T, d store.Dialect) {

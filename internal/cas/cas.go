@@ -3,6 +3,7 @@ package cas
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -23,15 +24,14 @@ import (
 
 // Paths of the CAS server.
 const (
-	PathLogin     = "/cas/login"
-	PathLogout    = "/cas/logout"
-	PathValidate  = "/cas/validate"
-	PathSV        = "/cas/serviceValidate"
-	PathPV        = "/cas/proxyValidate"
-	PathP3SV      = "/cas/p3/serviceValidate"
-	PathP3PV      = "/cas/p3/proxyValidate"
-	PathProxy     = "/cas/proxy"
-	renewValidity = 30 * time.Minute
+	PathLogin    = "/cas/login"
+	PathLogout   = "/cas/logout"
+	PathValidate = "/cas/validate"
+	PathSV       = "/cas/serviceValidate"
+	PathPV       = "/cas/proxyValidate"
+	PathP3SV     = "/cas/p3/serviceValidate"
+	PathP3PV     = "/cas/p3/proxyValidate"
+	PathProxy    = "/cas/proxy"
 )
 
 // Error codes of the specification.
@@ -55,7 +55,8 @@ type Handler struct {
 	Now            func() time.Time
 	TicketLifetime time.Duration
 	EPPNScope      string
-	RenewKey       [32]byte // MACs the start time of a renew=true sign-in
+	RenewKey       [32]byte // MACs the trips through /login (flowMAC)
+	Secure         bool     // cookies only over HTTPS
 	// ProxyClient calls the pgtUrl callbacks: it must verify certificates
 	// and not follow redirects (NewProxyClient).
 	ProxyClient *http.Client
@@ -87,12 +88,56 @@ func param(r *http.Request, k string) string {
 	return ""
 }
 
-func truthy(s string) bool { return s == "true" || s == "1" }
+// set reads a flag parameter the way the specification words it ("if this
+// parameter is set"): any value but false or 0 sets it.
+func set(v string) bool {
+	v = strings.ToLower(v)
+	return v != "" && v != "false" && v != "0"
+}
 
-func (h *Handler) renewMAC(t string) string {
+// Trips through /login. flowCookie holds a nonce of the browser that left
+// /cas/login for the sign-in page; the start time, the service and that
+// nonce travel MACed in the return URL. A ticket is from a new login
+// (isFromNewLogin, and good for renew=true) when the same browser comes
+// back with a session signed in since the start, within freshLogin of that
+// sign-in; the nonce is then spent, so a return URL replayed from the
+// history is not a new login.
+const (
+	flowCookie    = "campusid_cas_flow"
+	flowValidity  = 30 * time.Minute
+	freshLogin    = 2 * time.Minute
+	flowCookiePth = "/cas/"
+)
+
+func (h *Handler) flowMAC(start, service, nonce string) string {
 	m := hmac.New(sha256.New, h.RenewKey[:])
-	m.Write([]byte("cas renew " + t))
+	m.Write([]byte("cas flow\x00" + start + "\x00" + service + "\x00" + nonce))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (h *Handler) flowCookie(w http.ResponseWriter, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: value, Path: flowCookiePth, MaxAge: maxAge, HttpOnly: true,
+		Secure: h.Secure, SameSite: http.SameSiteLaxMode})
+}
+
+// newLogin reports whether this request ends a trip through /login in which
+// cur's sign-in happened (and spends the trip).
+func (h *Handler) newLogin(w http.ResponseWriter, r *http.Request, cur *session.Current, service string, now time.Time) bool {
+	start, mac := param(r, "rt"), param(r, "rmac")
+	c, err := r.Cookie(flowCookie)
+	if cur == nil || start == "" || err != nil || !hmac.Equal([]byte(mac), []byte(h.flowMAC(start, service, c.Value))) {
+		return false
+	}
+	ms, err := strconv.ParseInt(start, 10, 64)
+	if err != nil {
+		return false
+	}
+	t, auth := time.UnixMilli(ms), cur.Session.AuthTime
+	if now.Sub(t) >= flowValidity || auth.Before(t) || now.Sub(auth) >= freshLogin {
+		return false
+	}
+	h.flowCookie(w, "", -1)
+	return true
 }
 
 // login is /cas/login (specification 2.1).
@@ -108,40 +153,35 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	svc, norm, err := FindService(ctx, h.DB, service)
 	if errors.Is(err, store.ErrNotFound) {
+		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.unknown_service", Details: map[string]string{"service": clip(service)}})
 		return errUnknownService
 	} else if err != nil {
 		return err
 	}
-	renew, gateway := truthy(param(r, "renew")), truthy(param(r, "gateway"))
+	renew, gateway := set(param(r, "renew")), set(param(r, "gateway"))
 	back := url.Values{"service": {service}}
 	if m := param(r, "method"); strings.EqualFold(m, "POST") {
 		back.Set("method", "POST")
 	}
-	post := back.Get("method") == "POST"
-	// A ticket is from a new login (isFromNewLogin, and valid for renew=true)
-	// when the person signed in during this request's round trip through
-	// /login: the start time travels MACed, the session's auth_time follows it.
-	now := h.Now()
-	fresh := false
-	if t, mac := param(r, "rt"), param(r, "rmac"); cur != nil && t != "" && hmac.Equal([]byte(mac), []byte(h.renewMAC(t))) {
-		if start, err := strconv.ParseInt(t, 10, 64); err == nil && now.Sub(time.UnixMilli(start)) < renewValidity &&
-			!cur.Session.AuthTime.Before(time.UnixMilli(start)) {
-			fresh = true
-		}
+	if set(param(r, "warn")) {
+		back.Set("warn", "true")
 	}
+	now := h.Now()
+	fresh := h.newLogin(w, r, cur, service, now)
 	if cur != nil && (fresh || !renew) {
-		return h.issue(w, r, svc, service, norm, cur, fresh, post)
+		return h.issue(w, r, svc, service, norm, cur, fresh, back)
 	}
 	if cur == nil && gateway && !renew {
 		http.Redirect(w, r, service, http.StatusFound)
 		return nil
 	}
-	t := strconv.FormatInt(now.UnixMilli(), 10)
+	start, nonce := strconv.FormatInt(now.UnixMilli(), 10), session.NewToken()
+	h.flowCookie(w, nonce, int(flowValidity/time.Second))
 	if renew {
 		back.Set("renew", "true")
 	}
-	back.Set("rt", t)
-	back.Set("rmac", h.renewMAC(t))
+	back.Set("rt", start)
+	back.Set("rmac", h.flowMAC(start, service, nonce))
 	q := url.Values{"return_to": {PathLogin + "?" + back.Encode()}}
 	if cur != nil {
 		q.Set("reauth", "1") // renew=true with a session: the password again
@@ -149,11 +189,23 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	return web.Redirect(w, r, "/login?"+q.Encode())
 }
 
+// clip bounds what a caller wrote before it goes in the audit log.
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
+}
+
+// ticketID is a ticket of the given kind: 256 random bits in the
+// specification's alphabet (letters, digits and '-'; CAS 3.0, 3.7).
+func ticketID(prefix string) string { return prefix + rand.Text() + rand.Text() }
+
 // issue creates a service ticket and sends the browser to the service.
-func (h *Handler) issue(w http.ResponseWriter, r *http.Request, svc store.CASService, service, norm string, cur *session.Current, fresh, post bool) error {
+func (h *Handler) issue(w http.ResponseWriter, r *http.Request, svc store.CASService, service, norm string, cur *session.Current, fresh bool, opts url.Values) error {
 	ctx := r.Context()
 	now := h.Now()
-	t := store.CASTicket{ID: "ST-" + session.NewToken(), ServiceID: svc.ID, ServiceURL: norm, AccountID: cur.Account.ID,
+	t := store.CASTicket{ID: ticketID("ST-"), ServiceID: svc.ID, ServiceURL: norm, AccountID: cur.Account.ID,
 		SessionID: cur.Session.ID, AuthTime: cur.Session.AuthTime, Renewed: fresh, LongTerm: cur.Session.Remember,
 		CreatedAt: now, ExpiresAt: now.Add(h.TicketLifetime)}
 	if err := h.DB.CreateCASTicket(ctx, t); err != nil {
@@ -162,25 +214,32 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, svc store.CASSer
 	h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.ticket", AccountID: cur.Account.ID,
 		Details: map[string]string{"service_id": svc.ID, "session_id": cur.Session.ID, "new_login": strconv.FormatBool(fresh)}})
 	web.NoReferrer(w)
-	if post {
+	if opts.Get("method") == "POST" {
 		web.AllowFormsTo(w, service)
 		return h.App.Render(w, r, http.StatusOK, "cas_form_post", web.Page{Title: "cas.redirect.title",
 			Data: postData{Action: template.URL(service), Name: svc.Name, Ticket: t.ID}})
 	}
 	target := withTicket(service, t.ID)
-	if r.Header.Get("Sec-Fetch-Site") != "same-origin" {
+	// warn (CAS 3.0, 2.1.1): single sign-on is not transparent; the person
+	// is told where they are going and follows the link.
+	warn := opts.Get("warn") != "" && !fresh
+	if !warn && r.Header.Get("Sec-Fetch-Site") != "same-origin" {
 		http.Redirect(w, r, target, http.StatusFound)
 		return nil
 	}
-	// After one of campusid's forms, CSP form-action would stop a redirect to another origin.
-	w.Header().Set("Refresh", "0;url="+target)
+	if !warn {
+		// After one of campusid's forms, CSP form-action would stop a redirect to another origin.
+		w.Header().Set("Refresh", "0;url="+target)
+	}
 	return h.App.Render(w, r, http.StatusOK, "cas_redirect", web.Page{Title: "cas.redirect.title",
-		Data: redirectData{Target: template.URL(target), Name: svc.Name}})
+		Data: redirectData{Target: template.URL(target), Name: svc.Name, Warn: warn, User: cur.Account.Identifier}})
 }
 
 type redirectData struct {
 	Target template.URL // a registered service URL
 	Name   string
+	Warn   bool
+	User   string
 }
 
 type postData struct {
@@ -243,43 +302,59 @@ type outcome struct {
 func failure(code, desc string) outcome { return outcome{code: code, desc: desc} }
 
 // check validates ticket for service (the shared part of every endpoint).
-// allowPT: proxy tickets are accepted (/proxyValidate). attrs: the
-// attributes are released: every endpoint but CAS 1.0 does (docs/decisions.md,
-// "CAS attributes on /serviceValidate"). A pgtUrl asks for a proxy-granting
-// ticket (grantPGT).
-func (h *Handler) check(ctx context.Context, r *http.Request, allowPT, attrs bool) outcome {
+// allowPT: proxy tickets are accepted (/proxyValidate). cas1: CAS 1.0
+// /validate, which releases no attributes and grants no PGT; every other
+// endpoint releases the attributes (docs/decisions.md, "CAS attributes on
+// /serviceValidate") and answers a pgtUrl (grantPGT).
+func (h *Handler) check(ctx context.Context, r *http.Request, allowPT, cas1 bool) (o outcome) {
 	q := r.URL.Query()
 	ticket, service := q.Get("ticket"), q.Get("service")
+	var accountID string
+	defer func() {
+		if o.code != "" {
+			h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.validate_failure", AccountID: accountID,
+				Details: map[string]string{"code": o.code, "service": clip(service)}})
+		}
+	}()
+	if f := q.Get("format"); f != "" && !strings.EqualFold(f, "XML") && !strings.EqualFold(f, "JSON") {
+		return failure(InvalidRequest, "format must be XML or JSON")
+	}
 	if ticket == "" || service == "" {
 		return failure(InvalidRequest, "'ticket' and 'service' parameters are both required")
 	}
-	switch {
-	case len(ticket) > 200:
-		return failure(InvalidTicket, "ticket not recognized")
-	case strings.HasPrefix(ticket, "ST-"):
-	case strings.HasPrefix(ticket, "PT-") && allowPT:
-	case strings.HasPrefix(ticket, "PT-"):
-		return failure(InvalidTicketSpec, "a proxy ticket is validated at /proxyValidate, not /serviceValidate")
-	case strings.HasPrefix(ticket, "PGT"):
+	if strings.HasPrefix(ticket, "PGT") {
 		return failure(InvalidTicketSpec, "a proxy-granting ticket is not validated: ask /proxy for a proxy ticket")
-	default:
-		return failure(InvalidTicket, "ticket "+ticket+" not recognized")
+	}
+	if len(ticket) > 200 || (!strings.HasPrefix(ticket, "ST-") && !strings.HasPrefix(ticket, "PT-")) {
+		return failure(InvalidTicket, "ticket not recognized")
 	}
 	now := h.Now()
+	// Consumed first, whatever comes next: one validation attempt per ticket.
 	t, err := h.DB.ConsumeCASTicket(ctx, ticket, now)
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case strings.HasPrefix(ticket, "PT-") && !allowPT:
+		accountID = t.AccountID
+		return failure(InvalidTicketSpec, "a proxy ticket is validated at /proxyValidate, not /serviceValidate")
+	case errors.Is(err, store.ErrNotFound):
 		return failure(InvalidTicket, "ticket "+ticket+" not recognized")
-	} else if err != nil {
+	case err != nil:
 		return failure(InternalError, "internal error")
 	}
+	accountID = t.AccountID
 	if !now.Before(t.ExpiresAt) {
 		return failure(InvalidTicket, "ticket "+ticket+" expired")
 	}
 	if norm, ok := Normalize(service); !ok || norm != t.ServiceURL {
 		return failure(InvalidService, "ticket "+ticket+" was not issued for this service")
 	}
-	if truthy(q.Get("renew")) && !t.Renewed {
+	if set(q.Get("renew")) && !t.Renewed {
 		return failure(InvalidTicket, "ticket "+ticket+" does not come from a fresh sign-in (renew)")
+	}
+	live, err := h.DB.CASSessionLive(ctx, t.SessionID, now)
+	if err != nil {
+		return failure(InternalError, "internal error")
+	} else if !live {
+		return failure(InvalidTicket, "ticket "+ticket+": the sign-in it came from has ended")
 	}
 	acct, err := h.DB.AccountByID(ctx, t.AccountID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && acct.State != store.StateActive) {
@@ -293,8 +368,8 @@ func (h *Handler) check(ctx context.Context, r *http.Request, allowPT, attrs boo
 	} else if err != nil {
 		return failure(InternalError, "internal error")
 	}
-	o := outcome{user: acct.Identifier, proxies: t.Proxies}
-	if pgtURL := q.Get("pgtUrl"); pgtURL != "" {
+	o = outcome{user: acct.Identifier, proxies: t.Proxies}
+	if pgtURL := q.Get("pgtUrl"); pgtURL != "" && !cas1 {
 		if o.pgtIOU, o.code, o.desc = h.grantPGT(ctx, svc, t, pgtURL); o.code != "" {
 			return o
 		}
@@ -302,7 +377,7 @@ func (h *Handler) check(ctx context.Context, r *http.Request, allowPT, attrs boo
 	h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.validate", AccountID: acct.ID,
 		Details: map[string]string{"service_id": svc.ID, "session_id": t.SessionID, "kind": ticket[:2],
 			"proxies": strings.Join(t.Proxies, " ")}})
-	if attrs {
+	if !cas1 {
 		o.attrs = append(o.attrs, [2]string{"authenticationDate", t.AuthTime.UTC().Format(time.RFC3339)},
 			[2]string{"longTermAuthenticationRequestTokenUsed", strconv.FormatBool(t.LongTerm)},
 			[2]string{"isFromNewLogin", strconv.FormatBool(t.Renewed)})
@@ -351,7 +426,7 @@ func (h *Handler) attributes(ctx context.Context, a store.Account, names []strin
 
 // validate1 is CAS 1.0 /validate: "yes\nuser\n" or "no\n".
 func (h *Handler) validate1(w http.ResponseWriter, r *http.Request) {
-	o := h.check(r.Context(), r, false, false)
+	o := h.check(r.Context(), r, false, true)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if o.code != "" {
 		w.Write([]byte("no\n"))
@@ -365,7 +440,7 @@ func (h *Handler) validate1(w http.ResponseWriter, r *http.Request) {
 // with cas.view.cas2.v3ForwardCompatible), so CAS 2.0 clients such as
 // mod_auth_cas get them without special settings.
 func (h *Handler) validate(w http.ResponseWriter, r *http.Request, allowPT bool) {
-	o := h.check(r.Context(), r, allowPT, true)
+	o := h.check(r.Context(), r, allowPT, false)
 	if wantJSON(r) {
 		var body map[string]any
 		if o.code != "" {

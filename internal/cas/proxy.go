@@ -66,14 +66,19 @@ func (h *Handler) grantPGT(ctx context.Context, svc store.CASService, t store.CA
 	if !svc.AllowProxy {
 		return "", UnauthorizedServiceProxy, "service " + svc.ID + " is not allowed to proxy authentication"
 	}
+	// The chain is kept space-separated and shown to back-ends: the URL is
+	// plain ASCII without spaces or controls.
+	if strings.IndexFunc(pgtURL, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
+		return "", InvalidProxyCallback, "pgtUrl must be an https URL in ASCII, without spaces"
+	}
 	u, err := url.Parse(pgtURL)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" || strings.ContainsAny(pgtURL, " \t\n") {
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" {
 		return "", InvalidProxyCallback, "pgtUrl must be an https URL"
 	}
-	if norm, ok := Normalize(pgtURL); !ok || !Matches(svc, pgtURL, norm) {
+	if norm, ok := Normalize(pgtURL); !ok || !Matches(svc, norm) {
 		return "", InvalidProxyCallback, "pgtUrl does not match the registered URL of service " + svc.ID
 	}
-	pgt, iou := "PGT-"+session.NewToken(), "PGTIOU-"+session.NewToken()
+	pgt, iou := ticketID("PGT-"), ticketID("PGTIOU-")
 	now := h.Now()
 	p := store.CASPGT{IDHash: session.HashToken(pgt), ServiceID: svc.ID, AccountID: t.AccountID, SessionID: t.SessionID,
 		AuthTime: t.AuthTime, LongTerm: t.LongTerm, Proxies: append([]string{pgtURL}, t.Proxies...), CreatedAt: now}
@@ -85,7 +90,11 @@ func (h *Handler) grantPGT(ctx context.Context, svc store.CASService, t store.CA
 		if derr := h.DB.DeleteCASPGT(context.WithoutCancel(ctx), p.IDHash); derr != nil {
 			return "", InternalError, "internal error"
 		}
-		return "", InvalidProxyCallback, "proxy callback " + pgtURL + ": " + err.Error()
+		// The caller learns that it failed, not how: the detail (which could
+		// map a network) goes to the log and the audit.
+		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.pgt_failure", AccountID: t.AccountID,
+			Details: map[string]string{"service_id": svc.ID, "pgt_url": clip(pgtURL), "error": clip(err.Error())}})
+		return "", InvalidProxyCallback, "the proxy callback " + pgtURL + " did not answer 200 over verified HTTPS (campusid's audit log says why)"
 	}
 	h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.pgt", AccountID: t.AccountID,
 		Details: map[string]string{"service_id": svc.ID, "session_id": t.SessionID, "pgt_url": pgtURL}})
@@ -125,7 +134,12 @@ func (h *Handler) callback(ctx context.Context, u *url.URL, pgt, iou string) err
 
 // proxy is /cas/proxy: a proxy ticket for targetService from a PGT.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request) {
-	ticket, code, desc := h.proxyTicket(r.Context(), r.URL.Query().Get("pgt"), r.URL.Query().Get("targetService"))
+	target := r.URL.Query().Get("targetService")
+	ticket, code, desc := h.proxyTicket(r.Context(), r.URL.Query().Get("pgt"), target)
+	if code != "" {
+		h.Audit.Record(r.Context(), nil, store.AuditEvent{Type: "cas.proxy_failure",
+			Details: map[string]string{"code": code, "target": clip(target)}})
+	}
 	if wantJSON(r) {
 		if code != "" {
 			writeJSON(w, map[string]any{"proxyFailure": map[string]string{"code": code, "description": desc}})
@@ -176,7 +190,7 @@ func (h *Handler) proxyTicket(ctx context.Context, pgt, target string) (ticket, 
 	} else if err != nil {
 		return "", InternalError, "internal error"
 	}
-	t := store.CASTicket{ID: "PT-" + session.NewToken(), ServiceID: svc.ID, ServiceURL: norm, AccountID: p.AccountID,
+	t := store.CASTicket{ID: ticketID("PT-"), ServiceID: svc.ID, ServiceURL: norm, AccountID: p.AccountID,
 		SessionID: p.SessionID, AuthTime: p.AuthTime, LongTerm: p.LongTerm, Proxies: p.Proxies, CreatedAt: now,
 		ExpiresAt: now.Add(h.TicketLifetime)}
 	if err := h.DB.CreateCASTicket(ctx, t); err != nil {

@@ -58,6 +58,8 @@ func (s ServiceSpec) Service() (store.CASService, error) {
 			errs = append(errs, errors.New("url: must not be empty"))
 		} else if _, err := regexp.Compile(s.URL); err != nil {
 			errs = append(errs, fmt.Errorf("url: not a regular expression: %v", err))
+		} else if AnyHost(s.URL) {
+			errs = append(errs, fmt.Errorf("url: %q accepts any site: every application anywhere could get tickets; name the hosts (for example https://app\\.univ\\.example/.*)", s.URL))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("match: want exact, prefix or regex, got %q", s.Match))
@@ -76,14 +78,34 @@ func (s ServiceSpec) Service() (store.CASService, error) {
 		Attributes: s.Attributes, AllowProxy: s.Proxy, LogoutURL: s.LogoutURL, Order: s.Order}, errors.Join(errs...)
 }
 
-// Normalize puts a service URL in the form tickets are bound to: scheme
-// and host in lower case, no default port, no fragment, the path and query
-// with a canonical percent-encoding. ok is false for what is not an
-// absolute http(s) URL.
+// Normalize puts a service URL in the form tickets are bound to and
+// patterns are matched against: scheme and host in lower case, no default
+// port, no fragment, no ;jsessionid= (Java containers add it at times), the
+// path and query with a canonical percent-encoding. ok is false for what is
+// not an absolute http(s) URL, and for what a browser or a web server could
+// read otherwise than Go does: a backslash, a dot segment ("..", "%2e%2e")
+// or an encoded slash in the path. A pattern thus never sees a URL that
+// leads elsewhere than it seems to.
 func Normalize(raw string) (string, bool) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || (strings.ToLower(u.Scheme) != "https" && strings.ToLower(u.Scheme) != "http") || u.Host == "" || u.User != nil {
+	raw = strings.TrimSpace(raw)
+	if strings.ContainsRune(raw, '\\') {
 		return "", false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (strings.ToLower(u.Scheme) != "https" && strings.ToLower(u.Scheme) != "http") || u.Host == "" || u.User != nil ||
+		u.Opaque != "" {
+		return "", false
+	}
+	if ep := strings.ToLower(u.EscapedPath()); strings.Contains(ep, "%2f") || strings.Contains(ep, "%5c") {
+		return "", false
+	}
+	if i := strings.Index(strings.ToLower(u.Path), ";jsessionid="); i >= 0 {
+		u.Path = u.Path[:i]
+	}
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return "", false
+		}
 	}
 	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
 	if p := u.Port(); (u.Scheme == "https" && p == "443") || (u.Scheme == "http" && p == "80") {
@@ -93,17 +115,12 @@ func Normalize(raw string) (string, bool) {
 	if u.Path == "" {
 		u.Path = "/"
 	}
-	if u.RawQuery != "" {
-		q, err := url.ParseQuery(u.RawQuery)
-		if err == nil {
-			u.RawQuery = canonicalQuery(u.RawQuery, q)
-		}
-	}
+	u.RawQuery = canonicalQuery(u.RawQuery)
 	return u.String(), true
 }
 
 // canonicalQuery re-encodes each pair, keeping their order.
-func canonicalQuery(raw string, _ url.Values) string {
+func canonicalQuery(raw string) string {
 	var parts []string
 	for p := range strings.SplitSeq(raw, "&") {
 		if p == "" {
@@ -121,8 +138,8 @@ func canonicalQuery(raw string, _ url.Values) string {
 	return strings.Join(parts, "&")
 }
 
-// Matches reports whether the service URL s (normalised) is one of svc's.
-func Matches(svc store.CASService, raw, norm string) bool {
+// Matches reports whether the normalised service URL norm is one of svc's.
+func Matches(svc store.CASService, norm string) bool {
 	switch svc.Match {
 	case "exact":
 		p, ok := Normalize(svc.URLPattern)
@@ -137,7 +154,57 @@ func Matches(svc store.CASService, raw, norm string) bool {
 		return rest == "" || strings.HasSuffix(p, "/") || strings.ContainsAny(rest[:1], "/?")
 	case "regex":
 		re := compiled(svc.URLPattern)
-		return re != nil && (re.MatchString(raw) || re.MatchString(norm))
+		return re != nil && re.MatchString(norm) && hostConfined(re, norm)
+	}
+	return false
+}
+
+// probeHost is a name no service has.
+const probeHost = "campusid-probe.invalid"
+
+// hostConfined reports whether re matched norm because of its host and not
+// in spite of it. A pattern's wildcard may run from the host into the path
+// (https://.*\.univ\.example/.* meets https://evil.example/x.univ.example/)
+// or take in the end of the host (https://app\.univ\.example.* meets
+// https://app.univ.example.evil.example/): norm is refused when the pattern
+// would accept it with an unrelated host, or with its host cut short by a
+// label (the pattern then does not say where the host ends).
+func hostConfined(re *regexp.Regexp, norm string) bool {
+	u, err := url.Parse(norm)
+	if err != nil {
+		return false
+	}
+	with := func(host string) bool {
+		v := *u
+		v.Host = host
+		if p := u.Port(); p != "" {
+			v.Host += ":" + p
+		}
+		return re.MatchString(v.String())
+	}
+	if with(probeHost) {
+		return false
+	}
+	labels := strings.Split(u.Hostname(), ".")
+	for i := len(labels) - 1; i >= 1; i-- {
+		if with(strings.Join(labels[:i], ".")) {
+			return false
+		}
+	}
+	return true
+}
+
+// AnyHost reports whether a regex pattern accepts any host (a catch-all
+// such as ^https://.*), which registration refuses.
+func AnyHost(pattern string) bool {
+	re := compiled(pattern)
+	if re == nil {
+		return false
+	}
+	for _, probe := range []string{"https://" + probeHost + "/", "https://" + probeHost + "/x/y?z=1", "http://" + probeHost + "/"} {
+		if re.MatchString(probe) {
+			return true
+		}
 	}
 	return false
 }
@@ -201,7 +268,7 @@ func FindService(ctx context.Context, db *store.DB, raw string) (store.CASServic
 	}
 	found := -1
 	for i, s := range list {
-		if Matches(s, raw, norm) && (found < 0 || before(s, list[found])) {
+		if Matches(s, norm) && (found < 0 || before(s, list[found])) {
 			found = i
 		}
 	}

@@ -7,5 +7,6 @@ func init() {
 		"cas.redirect.title":        "Back to the application",
 		"cas.redirect.text":         "Going on to %s…",
 		"cas.redirect.button":       "Continue",
+		"cas.warn.text":             "You are about to sign in to %s as %s.",
 	})
 }

@@ -7,5 +7,6 @@ func init() {
 		"cas.redirect.title":        "Retour à l'application",
 		"cas.redirect.text":         "Suite vers %s…",
 		"cas.redirect.button":       "Continuer",
+		"cas.warn.text":             "Vous allez vous connecter à %s avec le compte %s.",
 	})
 }

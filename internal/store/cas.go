@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -238,4 +239,16 @@ func (db *DB) CASLogoutTargets(ctx context.Context, sessionID string) ([]CASLogo
 		out = append(out, t)
 	}
 	return out, rows.Err()
+}
+
+// CASSessionLive reports whether the session a ticket came from still
+// stands: not signed out (revoked), before its absolute end. A ticket of an
+// ended session does not validate.
+func (db *DB) CASSessionLive(ctx context.Context, sessionID string, now time.Time) (bool, error) {
+	var one int
+	err := db.queryRow(ctx, `SELECT 1 FROM sessions WHERE id = ? AND revoked_at IS NULL AND expires_at > ?`, sessionID, ms(now)).Scan(&one)
+	if err = db.mapErr(err); errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
