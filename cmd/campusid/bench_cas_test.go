@@ -76,41 +76,8 @@ func BenchmarkCASTicket(b *testing.B) {
 				sessions <- ck
 			}
 
-			var bareRate float64
-			run := func(b *testing.B, newStep func(svc *boClient) (step func() error, release func())) {
-				svc := boNewClient(base, 2*workers)
-				w, release := newStep(svc)
-				for range 20 { // warm the connections, the statement paths and the heap
-					if err := w(); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if release != nil {
-					release()
-				}
-				b.SetParallelism(par)
-				cpu := processCPU()
-				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					w, release := newStep(svc)
-					if release != nil {
-						defer release()
-					}
-					for pb.Next() {
-						if err := w(); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-				b.StopTimer()
-				rate := float64(b.N) / b.Elapsed().Seconds()
-				b.ReportMetric(rate, "ops/s")
-				b.ReportMetric(float64(b.N)/(processCPU()-cpu).Seconds(), "ops/cpu-s")
-				if bareRate > 0 {
-					b.ReportMetric(rate/bareRate, "x-bare")
-				}
-			}
+			var bareRate float64 // the bare handler's, measured first
+			run := func(b *testing.B, newStep boWorker) { boRun(b, base, 2*workers, par, "ops", bareRate, newStep) }
 
 			b.Run("bare", func(b *testing.B) {
 				bareRate = 0

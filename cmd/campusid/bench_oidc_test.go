@@ -157,44 +157,8 @@ func BenchmarkOIDCToken(b *testing.B) {
 				access = tok.AccessToken
 			}
 
-			var bareRate float64
-			// worker returns one client goroutine's step, and what to do when
-			// it stops (nil: nothing).
-			type worker func(c *boClient) (step func() error, release func())
-			run := func(b *testing.B, newWorker worker) {
-				c := boNewClient(base, 2*workers)
-				w, release := newWorker(c)
-				for range 20 { // warm the connections, the statement paths and the heap
-					if err := w(); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if release != nil {
-					release()
-				}
-				b.SetParallelism(par)
-				cpu := processCPU()
-				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					w, release := newWorker(c)
-					if release != nil {
-						defer release()
-					}
-					for pb.Next() {
-						if err := w(); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-				b.StopTimer()
-				rate := float64(b.N) / b.Elapsed().Seconds()
-				b.ReportMetric(rate, "req/s")
-				b.ReportMetric(float64(b.N)/(processCPU()-cpu).Seconds(), "req/cpu-s")
-				if bareRate > 0 {
-					b.ReportMetric(rate/bareRate, "x-bare")
-				}
-			}
+			var bareRate float64 // the bare handler's, measured first
+			run := func(b *testing.B, newWorker boWorker) { boRun(b, base, 2*workers, par, "req", bareRate, newWorker) }
 			check := func(what string, status, want int, body []byte) error {
 				if status != want {
 					return &boError{what, status, body}
@@ -287,4 +251,46 @@ type boError struct {
 
 func (e *boError) Error() string {
 	return e.what + ": status " + http.StatusText(e.status) + ": " + string(e.body)
+}
+
+// boWorker returns one client goroutine's step, and what to do when it
+// stops (nil: nothing).
+type boWorker func(c *boClient) (step func() error, release func())
+
+// boRun warms a client of base up, then runs newWorker's steps with par
+// goroutines per P and reports unit/s, unit/cpu-s (the test process's CPU)
+// and, when bareRate is known, the ratio to it. Figures 4 and 5.
+func boRun(b *testing.B, base string, conns, par int, unit string, bareRate float64, newWorker boWorker) {
+	c := boNewClient(base, conns)
+	w, release := newWorker(c)
+	for range 20 { // warm the connections, the statement paths and the heap
+		if err := w(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if release != nil {
+		release()
+	}
+	b.SetParallelism(par)
+	cpu := processCPU()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		w, release := newWorker(c)
+		if release != nil {
+			defer release()
+		}
+		for pb.Next() {
+			if err := w(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	rate := float64(b.N) / b.Elapsed().Seconds()
+	b.ReportMetric(rate, unit+"/s")
+	b.ReportMetric(float64(b.N)/(processCPU()-cpu).Seconds(), unit+"/cpu-s")
+	if bareRate > 0 {
+		b.ReportMetric(rate/bareRate, "x-bare")
+	}
 }
