@@ -414,3 +414,23 @@ func TestCASServiceOrder(t *testing.T) {
 		t.Fatalf("list is not in evaluation order:\n%s", out)
 	}
 }
+
+// TestSignInNamesTheApplication: the sign-in pages reached from an
+// application say where the person is going (CAS service or OpenID Connect
+// client name), and say nothing for campusid's own pages.
+func TestSignInNamesTheApplication(t *testing.T) {
+	n, _ := casSignedIn(t)
+	b := n.browser()
+	start := b.get("/cas/login?service=" + url.QueryEscape(casApp))
+	if p := b.get(start.Location); !strings.Contains(p.Body, `<p class="destination">Pour continuer vers ENT</p>`) {
+		t.Fatalf("identifier page from CAS:\n%s", p.Body)
+	}
+	u, _ := url.Parse(start.Location)
+	pw := b.follow(b.post("/login", url.Values{"login": {"jdupont"}, "return_to": {u.Query().Get("return_to")}}))
+	if !strings.Contains(pw.Body, "Pour continuer vers ENT") {
+		t.Fatalf("password page from CAS:\n%s", pw.Body)
+	}
+	if p := b.get("/login"); strings.Contains(p.Body, `class="destination"`) {
+		t.Fatalf("plain sign-in page names an application:\n%s", p.Body)
+	}
+}

@@ -337,6 +337,10 @@ func TestOIDCCodeFlowPublicClient(t *testing.T) {
 				t.Errorf("the flow skipped %s: %v", step, f.visited)
 			}
 		}
+		// The sign-in page names the application.
+		if r := (&authFlow{b: n.browser()}).run(conf.AuthCodeURL("st-2", challenge)); !strings.Contains(r.Page.Body, "Pour continuer vers UNCloud") {
+			t.Errorf("sign-in page of an authorization (%s):\n%s", r.URL, r.Page.Body)
+		}
 		tok, err := conf.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 		if err != nil {
 			t.Fatalf("exchange: %v", err)

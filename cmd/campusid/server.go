@@ -150,7 +150,13 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 		PerClient:  throttle.Backoff{DB: db, Prefix: "login:ip:", Free: lc.ClientFreeFailures, Max: lc.ClientMaxDelay.D(), Window: window},
 		Lookups:    throttle.Backoff{DB: db, Prefix: "identify:ip:", Free: lc.ClientFreeFailures, Max: time.Minute, Window: window},
 		SignIns:    login.NewSignInCounter(reg),
-		Notify:     notifier, NotifyNewDevice: ss.NotifyNewDevice, Tokens: tokens, LoginCode: ss.LoginCode, LoginLink: ss.LoginLink,
+		Destination: func(ctx context.Context, returnTo string) string {
+			if name := cas.Destination(ctx, db, returnTo); name != "" {
+				return name
+			}
+			return oidc.Destination(ctx, db, returnTo)
+		},
+		Notify: notifier, NotifyNewDevice: ss.NotifyNewDevice, Tokens: tokens, LoginCode: ss.LoginCode, LoginLink: ss.LoginLink,
 		ActivationQuestion: ss.ActivationSecretQuestion, ActivationPersonalEmail: ss.ActivationPersonalEmail,
 	}).Register(mux)
 	(&portal.Handler{

@@ -320,3 +320,17 @@ func SyncServices(ctx context.Context, db *store.DB, specs []ServiceSpec, now ti
 		return nil
 	})
 }
+
+// Destination names the CAS service a sign-in's return_to leads to (a
+// /cas/login URL), or "".
+func Destination(ctx context.Context, db *store.DB, returnTo string) string {
+	u, err := url.Parse(returnTo)
+	if err != nil || u.Path != PathLogin {
+		return ""
+	}
+	svc, _, err := FindService(ctx, db, u.Query().Get("service"))
+	if err != nil {
+		return ""
+	}
+	return svc.Name
+}

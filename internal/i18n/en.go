@@ -23,6 +23,7 @@ var en = map[string]string{
 	"login.login_label":       "Email address or identifier",
 	"login.login_hint":        "Any of your registered addresses, or your identifier (for example jdupont).",
 	"login.continue":          "Continue",
+	"login.destination":       "To continue to %s",
 	"login.login_required":    "Enter your email address or your identifier.",
 	"login.unknown":           "No account matches this address or identifier. Check the spelling (hyphen or dot, \"etu\" before or after the @…) or try another of your addresses.",
 	"login.provisioned":       "Your account exists but is not activated yet. It must be activated before your first sign-in.",

@@ -23,6 +23,7 @@ var fr = map[string]string{
 	"login.login_label":       "Adresse email ou identifiant",
 	"login.login_hint":        "N'importe laquelle de vos adresses enregistrées, ou votre identifiant (par exemple jdupont).",
 	"login.continue":          "Continuer",
+	"login.destination":       "Pour continuer vers %s",
 	"login.login_required":    "Saisissez votre adresse email ou votre identifiant.",
 	"login.unknown":           "Aucun compte ne correspond à cette adresse ou à cet identifiant. Vérifiez l'orthographe (tiret ou point, « etu » avant ou après l'@…) ou essayez une autre de vos adresses.",
 	"login.provisioned":       "Votre compte existe mais n'est pas encore activé. Il doit être activé avant votre première connexion.",

@@ -16,6 +16,7 @@ import (
 type identifyData struct {
 	Login    string
 	ReturnTo string
+	App      string // where the sign-in leads (Handler.Destination)
 }
 
 func (h *Handler) showIdentify(w http.ResponseWriter, r *http.Request) error {
@@ -27,7 +28,8 @@ func (h *Handler) showIdentify(w http.ResponseWriter, r *http.Request) error {
 	if session.FromContext(r.Context()) != nil && !reauth {
 		return web.Redirect(w, r, orAccount(returnTo))
 	}
-	p := web.Page{Title: "login.title", Data: identifyData{Login: r.URL.Query().Get("login"), ReturnTo: returnTo}}
+	p := web.Page{Title: "login.title", Data: identifyData{Login: r.URL.Query().Get("login"), ReturnTo: returnTo,
+		App: h.destination(r.Context(), returnTo)}}
 	switch {
 	case reauth && session.FromContext(r.Context()) != nil:
 		p.Notice = "login.reauth"
@@ -46,7 +48,7 @@ func (h *Handler) submitIdentify(w http.ResponseWriter, r *http.Request) error {
 	l := i18n.Localizer{Lang: web.Info(ctx).Lang}
 	again := func(status int, msg string) error {
 		return h.App.Render(w, r, status, "login", web.Page{Title: "login.title", Error: msg,
-			Data: identifyData{Login: login, ReturnTo: returnTo}})
+			Data: identifyData{Login: login, ReturnTo: returnTo, App: h.destination(r.Context(), returnTo)}})
 	}
 	if login == "" || len(login) > 320 {
 		return again(http.StatusUnprocessableEntity, l.T("login.login_required"))

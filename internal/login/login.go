@@ -64,6 +64,17 @@ type Handler struct {
 	// Activation steps beyond the proof and the password.
 	ActivationQuestion      bool // choose a secret question
 	ActivationPersonalEmail bool // add a personal address, verified by a code
+	// Destination names the application a return_to leads to ("" when it
+	// leads to campusid itself): the sign-in pages say where the person is
+	// going, so that an unexpected application stands out.
+	Destination func(ctx context.Context, returnTo string) string
+}
+
+func (h *Handler) destination(ctx context.Context, returnTo string) string {
+	if h.Destination == nil || returnTo == "" {
+		return ""
+	}
+	return h.Destination(ctx, returnTo)
 }
 
 // NewSignInCounter is the sign-ins metric, registered in reg.

@@ -23,6 +23,7 @@ type passwordData struct {
 	NotYou   string // link back to step 1
 	Code     bool   // offer "email me a code" (code.go)
 	Link     bool   // offer "email me a sign-in link" (link.go)
+	App      string // where the sign-in leads (Handler.Destination)
 }
 
 // flow returns the live flow of the request's reference, or nil.
@@ -45,7 +46,8 @@ func (h *Handler) flow(r *http.Request, ref string) (*store.LoginFlow, error) {
 
 func (h *Handler) passwordPage(r *http.Request, f *store.LoginFlow, ref string, remember bool) (passwordData, error) {
 	d := passwordData{Req: ref, Login: f.Identifier, Remember: remember,
-		NotYou: loginURL(f.ReturnTo, url.Values{"login": {""}}), Code: h.LoginCode, Link: h.LoginLink}
+		NotYou: loginURL(f.ReturnTo, url.Values{"login": {""}}), Code: h.LoginCode, Link: h.LoginLink,
+		App: h.destination(r.Context(), f.ReturnTo)}
 	d.Name = f.Identifier
 	// With unknown accounts hidden, the page must not tell a known
 	// identifier from an unknown one: it shows what was typed, never the name.

@@ -69,6 +69,24 @@ const (
 // ContinuePath is the bridge page of request id.
 func ContinuePath(id string) string { return PathContinue + "?id=" + url.QueryEscape(id) }
 
+// Destination names the application a sign-in's return_to leads to (the
+// bridge page of its authorization request), or "".
+func Destination(ctx context.Context, db *store.DB, returnTo string) string {
+	u, err := url.Parse(returnTo)
+	if err != nil || u.Path != PathContinue {
+		return ""
+	}
+	ar, err := db.OIDCAuthRequestByID(ctx, u.Query().Get("id"))
+	if err != nil {
+		return ""
+	}
+	cl, err := db.OIDCClientByID(ctx, ar.ClientID)
+	if err != nil {
+		return ""
+	}
+	return cl.Name
+}
+
 // Handler serves the provider's endpoints and pages.
 type Handler struct {
 	App      *web.App
