@@ -47,6 +47,24 @@ func TestCASServiceConfusion(t *testing.T) {
 	if p := b.get("/cas/logout?service=" + url.QueryEscape("https://evil.example/x.univ.example/")); p.Location != "/login?logged_out=1" {
 		t.Errorf("logout redirected to %q", p.Location)
 	}
+
+	// cas-service match explains it to the administrator.
+	out, err := n.cli("cas-service", "match", "https://evil.example/x.univ.example/")
+	if err == nil || !strings.Contains(out, "refused:    wide: the pattern would accept this URL with any host") {
+		t.Errorf("match evil: %v\n%s", err, out)
+	}
+	out, err = n.cli("cas-service", "match", "https://app.univ.example.evil.example/")
+	if err == nil || !strings.Contains(out, "refused:    sloppy: the pattern would accept this URL with its host cut short") {
+		t.Errorf("match sloppy: %v\n%s", err, out)
+	}
+	out, err = n.cli("cas-service", "match", "HTTPS://App.univ.example/x")
+	if err != nil || !strings.Contains(out, "normalised: https://app.univ.example/x") || !strings.Contains(out, "answers:    sloppy") ||
+		!strings.Contains(out, "also:       wide") {
+		t.Errorf("match app: %v\n%s", err, out)
+	}
+	if _, err := n.cli("cas-service", "match", "https://ent.univ.example/portail/../x"); err == nil || !strings.Contains(err.Error(), "refused before any pattern") {
+		t.Errorf("match with a dot segment: %v", err)
+	}
 }
 
 func TestCASReplayedSignInTrip(t *testing.T) {

@@ -32,6 +32,8 @@ const casServiceAbout = `Manage the CAS services (applications that sign people 
   cas-service list
   cas-service show ID
   cas-service delete ID
+  cas-service match URL
+      Tell which service answers for URL, and why others do not.
   cas-service import [--dry-run] FILE|DIR...
       Register the services of an Apereo CAS JSON service registry (one
       service per .json file; a directory is read whole). --dry-run shows
@@ -145,6 +147,11 @@ func runCASService(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "CAS service %s updated\n", s.ID)
 		return nil
+	case "match":
+		if len(rest) != 1 {
+			return usageError{"want exactly one service URL"}
+		}
+		return matchCASService(ctx, e, db, rest[0])
 	case "import":
 		if len(rest) == 0 {
 			return usageError{"want the Apereo JSON service files or directories to import"}
@@ -187,6 +194,38 @@ func runCASService(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	return usageError{fmt.Sprintf("unknown subcommand %q", sub)}
+}
+
+// matchCASService explains how the registry meets a service URL.
+func matchCASService(ctx context.Context, e *env, db *store.DB, raw string) error {
+	norm, ok := cas.Normalize(raw)
+	if !ok {
+		return fmt.Errorf("%q is refused before any pattern: not an absolute http(s) URL, or one a browser could read otherwise "+
+			"(a backslash, a dot segment, an encoded slash, a user name)", raw)
+	}
+	fmt.Fprintf(e.stdout, "normalised: %s\n", norm)
+	list, err := db.ListCASServices(ctx)
+	if err != nil {
+		return err
+	}
+	cas.SortServices(list)
+	answered := false
+	for _, s := range list {
+		why := cas.Explain(s, norm)
+		switch {
+		case why == "" && !answered:
+			fmt.Fprintf(e.stdout, "answers:    %s (%s, %s %s, order %d)\n", s.ID, s.Name, s.Match, s.URLPattern, s.Order)
+			answered = true
+		case why == "":
+			fmt.Fprintf(e.stdout, "also:       %s (matches too, but comes after)\n", s.ID)
+		case why != "no match":
+			fmt.Fprintf(e.stdout, "refused:    %s: %s\n", s.ID, why)
+		}
+	}
+	if !answered {
+		return fmt.Errorf("no CAS service answers for %s: people coming from it get the unknown-application page", norm)
+	}
+	return nil
 }
 
 func invalidCASService(err error) error {

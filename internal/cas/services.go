@@ -139,7 +139,26 @@ func canonicalQuery(raw string) string {
 }
 
 // Matches reports whether the normalised service URL norm is one of svc's.
-func Matches(svc store.CASService, norm string) bool {
+func Matches(svc store.CASService, norm string) bool { return Explain(svc, norm) == "" }
+
+// Explain says why svc does not take norm: "" when it does, "no match", or
+// why a regex that matched is refused.
+func Explain(svc store.CASService, norm string) string {
+	if !matches(svc, norm) {
+		return "no match"
+	}
+	if svc.Match == "regex" {
+		switch hostConfined(compiled(svc.URLPattern), norm) {
+		case hostAny:
+			return "the pattern would accept this URL with any host: its wildcard runs from the host into the path"
+		case hostLonger:
+			return "the pattern would accept this URL with its host cut short: it does not say where the host ends"
+		}
+	}
+	return ""
+}
+
+func matches(svc store.CASService, norm string) bool {
 	switch svc.Match {
 	case "exact":
 		p, ok := Normalize(svc.URLPattern)
@@ -154,25 +173,32 @@ func Matches(svc store.CASService, norm string) bool {
 		return rest == "" || strings.HasSuffix(p, "/") || strings.ContainsAny(rest[:1], "/?")
 	case "regex":
 		re := compiled(svc.URLPattern)
-		return re != nil && re.MatchString(norm) && hostConfined(re, norm)
+		return re != nil && re.MatchString(norm)
 	}
 	return false
 }
 
+// What hostConfined found.
+const (
+	hostOK     = iota
+	hostAny    // an unrelated host would do
+	hostLonger // a shorter host would do
+)
+
 // probeHost is a name no service has.
 const probeHost = "campusid-probe.invalid"
 
-// hostConfined reports whether re matched norm because of its host and not
+// hostConfined tells whether re matched norm because of its host and not
 // in spite of it. A pattern's wildcard may run from the host into the path
 // (https://.*\.univ\.example/.* meets https://evil.example/x.univ.example/)
 // or take in the end of the host (https://app\.univ\.example.* meets
 // https://app.univ.example.evil.example/): norm is refused when the pattern
 // would accept it with an unrelated host, or with its host cut short by a
 // label (the pattern then does not say where the host ends).
-func hostConfined(re *regexp.Regexp, norm string) bool {
+func hostConfined(re *regexp.Regexp, norm string) int {
 	u, err := url.Parse(norm)
 	if err != nil {
-		return false
+		return hostAny
 	}
 	with := func(host string) bool {
 		v := *u
@@ -183,15 +209,15 @@ func hostConfined(re *regexp.Regexp, norm string) bool {
 		return re.MatchString(v.String())
 	}
 	if with(probeHost) {
-		return false
+		return hostAny
 	}
 	labels := strings.Split(u.Hostname(), ".")
 	for i := len(labels) - 1; i >= 1; i-- {
 		if with(strings.Join(labels[:i], ".")) {
-			return false
+			return hostLonger
 		}
 	}
-	return true
+	return hostOK
 }
 
 // AnyHost reports whether a regex pattern accepts any host (a catch-all
