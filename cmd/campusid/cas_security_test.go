@@ -136,6 +136,14 @@ func TestCASSpecificationDetails(t *testing.T) {
 		!strings.Contains(p.Body, `href="`+casApp+`?ticket=ST-`) {
 		t.Fatalf("warn: %d %q\n%s", p.Status, p.Header.Get("Refresh"), p.Body)
 	}
+	// Counted for Prometheus.
+	m := metricsText(t, n)
+	for _, want := range []string{`campusid_cas_validations_total{result="success"} 2`, `campusid_cas_validations_total{result="INVALID_TICKET"} 1`,
+		`campusid_cas_validations_total{result="INVALID_REQUEST"} 1`, `campusid_cas_tickets_total{kind="ST"} 4`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	// Failures are audited.
 	casValidate(t, n, "/cas/serviceValidate", casTicket(t, b.get(login)), "https://ent.univ.example/ailleurs/")
 	if out, err := n.cli("audit", "--type", "cas.validate_failure"); err != nil || !strings.Contains(out, "INVALID_SERVICE") {

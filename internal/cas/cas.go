@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"campusid/internal/audit"
 	"campusid/internal/session"
 	"campusid/internal/store"
@@ -60,6 +62,37 @@ type Handler struct {
 	// ProxyClient calls the pgtUrl callbacks: it must verify certificates
 	// and not follow redirects (NewProxyClient).
 	ProxyClient *http.Client
+	Metrics     *Metrics // nil: none
+}
+
+// Metrics are the CAS server's Prometheus counters.
+type Metrics struct {
+	Tickets     *prometheus.CounterVec // issued, by kind (ST, PT, PGT)
+	Validations *prometheus.CounterVec // by result: success or the error code
+}
+
+// NewMetrics registers the counters in reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Tickets: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "campusid_cas_tickets_total",
+			Help: "CAS tickets issued, by kind (ST service, PT proxy, PGT proxy-granting)."}, []string{"kind"}),
+		Validations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "campusid_cas_validations_total",
+			Help: "CAS ticket validations, by result (success or the error code)."}, []string{"result"}),
+	}
+	reg.MustRegister(m.Tickets, m.Validations)
+	return m
+}
+
+func (h *Handler) countTicket(kind string) {
+	if h.Metrics != nil {
+		h.Metrics.Tickets.WithLabelValues(kind).Inc()
+	}
+}
+
+func (h *Handler) countValidation(result string) {
+	if h.Metrics != nil {
+		h.Metrics.Validations.WithLabelValues(result).Inc()
+	}
 }
 
 // Register adds the routes.
@@ -211,6 +244,7 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, svc store.CASSer
 	if err := h.DB.CreateCASTicket(ctx, t); err != nil {
 		return err
 	}
+	h.countTicket("ST")
 	h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.ticket", AccountID: cur.Account.ID,
 		Details: map[string]string{"service_id": svc.ID, "session_id": cur.Session.ID, "new_login": strconv.FormatBool(fresh)}})
 	web.NoReferrer(w)
@@ -312,8 +346,11 @@ func (h *Handler) check(ctx context.Context, r *http.Request, allowPT, cas1 bool
 	var accountID string
 	defer func() {
 		if o.code != "" {
+			h.countValidation(o.code)
 			h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.validate_failure", AccountID: accountID,
 				Details: map[string]string{"code": o.code, "service": clip(service)}})
+		} else {
+			h.countValidation("success")
 		}
 	}()
 	if f := q.Get("format"); f != "" && !strings.EqualFold(f, "XML") && !strings.EqualFold(f, "JSON") {

@@ -96,6 +96,7 @@ func (h *Handler) grantPGT(ctx context.Context, svc store.CASService, t store.CA
 			Details: map[string]string{"service_id": svc.ID, "pgt_url": clip(pgtURL), "error": clip(err.Error())}})
 		return "", InvalidProxyCallback, "the proxy callback " + pgtURL + " did not answer 200 over verified HTTPS (campusid's audit log says why)"
 	}
+	h.countTicket("PGT")
 	h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.pgt", AccountID: t.AccountID,
 		Details: map[string]string{"service_id": svc.ID, "session_id": t.SessionID, "pgt_url": pgtURL}})
 	return iou, "", ""
@@ -196,6 +197,7 @@ func (h *Handler) proxyTicket(ctx context.Context, pgt, target string) (ticket, 
 	if err := h.DB.CreateCASTicket(ctx, t); err != nil {
 		return "", InternalError, "internal error"
 	}
+	h.countTicket("PT")
 	h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.proxy_ticket", AccountID: p.AccountID,
 		Details: map[string]string{"service_id": svc.ID, "proxied_by": p.ServiceID, "session_id": p.SessionID}})
 	return t.ID, "", ""
