@@ -291,6 +291,7 @@ func TestMetrics(t *testing.T) {
 
 	b := n.browser()
 	b.mustSignIn("jdupont", goodPassword)
+	b.get("/account") // signed in: the route must survive the middlewares that copy the request
 	ref := mustIdentify(n.browser(), "jdupont", "")
 	passwordStep(n.browser(), ref, wrongPassword, false)
 	m = metricsText(t, n)
@@ -298,6 +299,7 @@ func TestMetrics(t *testing.T) {
 		`(?m)^campusid_sign_ins_total\{result="success"\} 1$`,
 		`(?m)^campusid_sign_ins_total\{result="wrong_password"\} 1$`,
 		`(?m)^campusid_http_requests_total\{code="303",method="POST",route="POST /login/password"\} 1$`,
+		`(?m)^campusid_http_requests_total\{code="200",method="GET",route="GET /account"\} 1$`,
 		`(?m)^campusid_http_requests_total\{code="401",method="POST",route="POST /login/password"\} 1$`,
 		`(?m)^campusid_http_requests_total\{code="303",method="POST",route="POST /login"\} 2$`,
 		`(?m)^campusid_password_hashes_in_flight 0$`,

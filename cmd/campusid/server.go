@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -227,7 +228,7 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 		worker.Sender = sender
 	}
 
-	handler := app.Middleware(sessions.Middleware(wakeOnMail(wakeOnPost(mux, dw), wake)), web.Options{
+	handler := app.Middleware(sessions.Middleware(wakeOnMail(wakeOnSessionEnd(web.Routed(mux), dw), wake)), web.Options{
 		PublicURL: cfg.PublicURL, DefaultLang: cfg.DefaultLanguage, TrustedProxies: cfg.TrustedProxies, Metrics: web.NewMetrics(reg),
 		CrossOriginBypass: []string{oidc.ProtocolPattern},
 	})
@@ -269,15 +270,15 @@ func wakeOnMail(next http.Handler, wake chan struct{}) http.Handler {
 	})
 }
 
-// wakeOnPost nudges the delivery worker after a form POST (its transaction
-// has committed by then): it may have ended a session, whose back-channel
-// logout should leave at once rather than at the next poll. The protocol
-// endpoints under /oauth2/ end no session, and waking after each of them
-// cost as much CPU as the token exchange itself (benchmarks.md, figure 4).
-func wakeOnPost(next http.Handler, dw *delivery.Worker) http.Handler {
+// wakeOnSessionEnd nudges the delivery worker after a request that ended a
+// session (its transaction has committed by then), so that back-channel and
+// CAS single logout leave at once rather than at the next poll, whatever
+// ended it: a form, GET /cas/logout or an OpenID Connect end_session.
+func wakeOnSessionEnd(next http.Handler, dw *delivery.Worker) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r)
-		if r.Method == http.MethodPost && !strings.HasPrefix(r.URL.Path, "/oauth2/") {
+		var ended atomic.Bool
+		next.ServeHTTP(w, r.WithContext(store.WithSessionEndNotice(r.Context(), func() { ended.Store(true) })))
+		if ended.Load() {
 			dw.Signal()
 		}
 	})

@@ -72,3 +72,22 @@ func TestTwoNodesShareThrottle(t *testing.T) {
 	a.clock.Advance(time.Second)
 	expectRedirect(t, "B after the delay", passwordStep(onB, bref, goodPassword, false), "/account")
 }
+
+// TestTwoNodesShareCAS: a CAS sign-in started on A, finished on B, gives a
+// ticket (from a new login, good for renew) that A validates once.
+func TestTwoNodesShareCAS(t *testing.T) {
+	a, b := twoNodes(t, nil)
+	a.user("jdupont", goodPassword, "jean.dupont@univ.example")
+	if _, err := a.cli("cas-service", "add", "--id", "ent", "--name", "ENT", "--url", casApp, "--match", "prefix"); err != nil {
+		t.Fatal(err)
+	}
+	onA := a.browser()
+	p := onA.get("/cas/login?renew=true&service=" + url.QueryEscape(casApp))
+	tk := casTicket(t, localFollow(onA.on(b), casSignIn(onA.on(b), p.Location)))
+	if c := code(casValidate(t, a, "/cas/serviceValidate", tk, casApp, "renew", "true")); c != "success:jdupont" {
+		t.Fatalf("ticket from B validated on A: %s", c)
+	}
+	if c := code(casValidate(t, b, "/cas/serviceValidate", tk, casApp)); c != "INVALID_TICKET" {
+		t.Fatalf("the same ticket again on B: %s", c)
+	}
+}

@@ -90,7 +90,11 @@ func (db *DB) ListSessions(ctx context.Context, accountID string, now time.Time)
 
 // RevokeSession ends one session of the account.
 func (db *DB) RevokeSession(ctx context.Context, accountID, id string, now time.Time) error {
-	return db.execOne(ctx, `UPDATE sessions SET revoked_at = ? WHERE id = ? AND account_id = ? AND revoked_at IS NULL`, ms(now), id, accountID)
+	err := db.execOne(ctx, `UPDATE sessions SET revoked_at = ? WHERE id = ? AND account_id = ? AND revoked_at IS NULL`, ms(now), id, accountID)
+	if err == nil {
+		sessionsEnded(ctx)
+	}
+	return err
 }
 
 // RevokeOtherSessions ends every live session of the account but exceptID
@@ -100,7 +104,27 @@ func (db *DB) RevokeOtherSessions(ctx context.Context, accountID, exceptID strin
 	if err != nil {
 		return 0, fmt.Errorf("store: revoke sessions: %w", err)
 	}
-	return res.RowsAffected()
+	n, err := res.RowsAffected()
+	if n > 0 {
+		sessionsEnded(ctx)
+	}
+	return n, err
+}
+
+type endNoticeKey struct{}
+
+// WithSessionEndNotice returns ctx in which every store call that ends a
+// session calls notice (maybe before its transaction commits: notice should
+// only take note). The HTTP layer wakes the delivery worker after such a
+// request, so that single logout leaves at once.
+func WithSessionEndNotice(ctx context.Context, notice func()) context.Context {
+	return context.WithValue(ctx, endNoticeKey{}, notice)
+}
+
+func sessionsEnded(ctx context.Context) {
+	if notice, ok := ctx.Value(endNoticeKey{}).(func()); ok {
+		notice()
+	}
 }
 
 // DeleteExpiredSessions removes sessions ended before cutoff.

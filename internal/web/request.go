@@ -31,6 +31,17 @@ type RequestInfo struct {
 
 type infoKey struct{}
 
+// Routed records the pattern mux matched in the request's info, for the
+// metrics. It wraps the ServeMux itself: a middleware between them that
+// copies the request (WithContext) would hide the pattern, which the mux
+// sets on the request it is given.
+func Routed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r)
+		Info(r.Context()).Route = r.Pattern
+	})
+}
+
 // Info returns the request's metadata (a zero value outside the middleware).
 func Info(ctx context.Context) *RequestInfo {
 	if i, ok := ctx.Value(infoKey{}).(*RequestInfo); ok {
@@ -58,7 +69,8 @@ type Options struct {
 
 // Middleware wraps the mux with everything a request goes through: panic
 // recovery, request id, client address, language, logging, metrics,
-// security headers and cross-origin form protection.
+// security headers and cross-origin form protection. The route label of
+// the metrics comes from Routed, which must wrap the ServeMux itself.
 func (a *App) Middleware(mux http.Handler, o Options) http.Handler {
 	proxies := parsePrefixes(o.TrustedProxies)
 	secure := strings.HasPrefix(o.PublicURL, "https://")
@@ -72,11 +84,7 @@ func (a *App) Middleware(mux http.Handler, o Options) http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.Fail(w, r, &Error{Status: http.StatusForbidden, Key: "error.cross_origin"})
 	}))
-	routed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mux.ServeHTTP(w, r)
-		Info(r.Context()).Route = r.Pattern
-	})
-	inner := cop.Handler(routed)
+	inner := cop.Handler(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := &RequestInfo{Start: time.Now(), UserAgent: r.UserAgent()}
 		info.ClientIP = clientIP(r, proxies)
