@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -42,11 +44,12 @@ func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 
 // node is one running campusid server.
 type node struct {
-	t     testing.TB
-	srv   *server
-	http  *httptest.Server
-	URL   string
-	clock *clock
+	t      testing.TB
+	srv    *server
+	http   *httptest.Server
+	URL    string
+	clock  *clock
+	CAFile string // startTLSNode: the server's certificate, PEM
 }
 
 // testConfig is the default configuration of test nodes; tweak it before startNode.
@@ -72,12 +75,30 @@ func testConfig(t testing.TB, dbURL string) config.Config {
 // address unless cfg has an https one (for cookie tests).
 func startNode(t testing.TB, cfg config.Config, c *clock) *node {
 	t.Helper()
+	return startNodeOn(t, cfg, c, false)
+}
+
+// startTLSNode starts a node served over HTTPS at https://127.0.0.1:PORT,
+// with httptest's certificate; CAFile is a PEM file of it, for clients
+// outside the test process (mod_auth_cas, phpCAS), and the browsers of the
+// node trust it.
+func startTLSNode(t testing.TB, cfg config.Config, c *clock) *node {
+	t.Helper()
+	return startNodeOn(t, cfg, c, true)
+}
+
+func startNodeOn(t testing.TB, cfg config.Config, c *clock, tlsOn bool) *node {
+	t.Helper()
 	if c == nil {
 		c = newClock()
 	}
 	hs := httptest.NewUnstartedServer(nil)
+	scheme := "http://"
+	if tlsOn {
+		scheme = "https://"
+	}
 	if cfg.PublicURL == "http://localhost:8080" {
-		cfg.PublicURL = "http://" + hs.Listener.Addr().String()
+		cfg.PublicURL = scheme + hs.Listener.Addr().String()
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
@@ -97,7 +118,16 @@ func startNode(t testing.TB, cfg config.Config, c *clock) *node {
 		t.Fatal(err)
 	}
 	hs.Config.Handler = srv.handler
-	hs.Start()
+	caFile := ""
+	if tlsOn {
+		hs.StartTLS()
+		caFile = filepath.Join(t.TempDir(), "campusid-ca.pem")
+		if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		hs.Start()
+	}
 	bg, cancel := context.WithCancel(ctx)
 	done, ddone := make(chan struct{}), make(chan struct{})
 	go func() { srv.worker.Run(bg); close(done) }()
@@ -105,7 +135,7 @@ func startNode(t testing.TB, cfg config.Config, c *clock) *node {
 	srv.delivery.RetryBase, srv.delivery.RetryMax = 50*time.Millisecond, 200*time.Millisecond
 	go func() { srv.delivery.Run(bg); close(ddone) }()
 	t.Cleanup(func() { hs.Close(); cancel(); <-done; <-ddone; db.Close() })
-	return &node{t: t, srv: srv, http: hs, URL: hs.URL, clock: c}
+	return &node{t: t, srv: srv, http: hs, URL: hs.URL, clock: c, CAFile: caFile}
 }
 
 // newNode starts a node with the test configuration on a fresh database of dialect d.
@@ -160,8 +190,13 @@ type browser struct {
 
 func (n *node) browser() *browser {
 	jar, _ := cookiejar.New(nil)
+	var tr http.RoundTripper
+	if n.CAFile != "" {
+		tr = n.http.Client().Transport // trusts the node's certificate
+	}
 	return &browser{t: n.t, n: n, lang: "fr-FR", ua: "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0", client: &http.Client{
 		Jar:           jar,
+		Transport:     tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
@@ -279,4 +314,22 @@ func TestHarnessSignIn(t *testing.T) {
 			t.Fatalf("account page: %d\n%s", p.Status, p.Body)
 		}
 	})
+}
+
+// TestHarnessTLSNode: a node over HTTPS signs people in (Secure cookies),
+// and its certificate file is there for outside clients.
+func TestHarnessTLSNode(t *testing.T) {
+	n := startTLSNode(t, testConfig(t, storetest.URL(t, store.SQLite)), nil)
+	n.user("jdupont", goodPassword, "jean.dupont@univ.example")
+	if !strings.HasPrefix(n.URL, "https://127.0.0.1:") || n.srv.cfg.PublicURL != n.URL {
+		t.Fatalf("URL %q, public URL %q", n.URL, n.srv.cfg.PublicURL)
+	}
+	if pemBytes, err := os.ReadFile(n.CAFile); err != nil || !bytes.Contains(pemBytes, []byte("BEGIN CERTIFICATE")) {
+		t.Fatalf("CA file: %v", err)
+	}
+	b := n.browser()
+	b.mustSignIn("jdupont", goodPassword)
+	if p := b.get("/account"); p.Status != http.StatusOK {
+		t.Fatalf("account over https: %d %q", p.Status, p.Location)
+	}
 }

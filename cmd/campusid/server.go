@@ -201,6 +201,7 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 	dc := cfg.Delivery
 	dw := delivery.NewWithSettings(db, log, now, delivery.Settings{Poll: dc.PollPeriod.D(), Timeout: dc.Timeout.D(),
 		RetryBase: dc.RetryBase.D(), RetryMax: dc.RetryMax.D(), MaxAge: dc.MaxAge.D()})
+	dw.RedirectIsDelivered = map[string]bool{cas.DeliveryKindLogout: true}
 	dw.Sources = append(dw.Sources, (&oidc.BackChannel{DB: db, Keys: km, Issuer: cfg.PublicURL, Now: now,
 		Also: []func(context.Context, *store.DB, store.Session, time.Time) error{cas.QueueSingleLogout}}).Propagate)
 	mux.Handle("GET /static/", web.Static())

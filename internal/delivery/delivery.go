@@ -6,7 +6,8 @@
 // once), POSTs each with a timeout and records every attempt. A temporary
 // failure (no answer, 5xx, 408, 429) is retried with exponential backoff
 // (RetryBase, doubling, capped at RetryMax) until the message is MaxAge
-// old; a refusal (another 4xx, a redirect) is given up at once.
+// old; a refusal (another 4xx, a redirect) is given up at once, except a
+// redirect for the kinds in RedirectIsDelivered.
 package delivery
 
 import (
@@ -42,6 +43,11 @@ type Worker struct {
 	// Wake, when not nil, makes the worker look at once instead of at the
 	// next poll (handlers signal it after ending a session).
 	Wake chan struct{}
+	// RedirectIsDelivered lists the kinds whose receivers answer a message
+	// they took with a redirect: mod_auth_cas ends the session named by a
+	// CAS logoutRequest, then redirects the (cookieless) request to the
+	// sign-in page. For those a 3xx is a delivery, not a refusal.
+	RedirectIsDelivered map[string]bool
 }
 
 // lease is how long a claimed message stays reserved for this worker.
@@ -162,7 +168,7 @@ func (w *Worker) post(ctx context.Context, d store.Delivery) (int, error) {
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 	switch s := resp.StatusCode; {
-	case s >= 200 && s < 300:
+	case s >= 200 && s < 300, s >= 300 && s < 400 && w.RedirectIsDelivered[d.Kind]:
 		return s, nil
 	case s >= 500, s == http.StatusRequestTimeout, s == http.StatusTooManyRequests, s == http.StatusTooEarly:
 		return s, fmt.Errorf("HTTP %d: %s", s, strings.TrimSpace(string(snippet)))
