@@ -307,12 +307,14 @@ func readApereoService(file string) (apereoService, error) {
 	if sid == "" {
 		return s, fmt.Errorf("%s: no \"serviceId\": add the service URL pattern to the file", file)
 	}
-	s.spec.URL, s.spec.Match = sid, "regex"
+	// Apereo compiles serviceId case-insensitively.
+	s.spec.URL, s.spec.Match = "(?i)"+sid, "regex"
 	if ms, ok := m["matchingStrategy"].(map[string]any); ok {
 		switch c := shortClass(ms); c {
 		case "", "FullRegexRegisteredServiceMatchingStrategy":
 		case "PartialRegexRegisteredServiceMatchingStrategy":
-			s.spec.URL = ".*(?:" + sid + ").*"
+			s.skip = fmt.Sprintf("serviceId %q is matched partially (anywhere in the URL), which cannot say which hosts it accepts: write it as a whole-URL pattern and register it with 'campusid cas-service add --match regex'", sid)
+			return s, nil
 		case "LiteralRegisteredServiceMatchingStrategy":
 			s.spec.Match = "exact"
 			if b, _ := ms["caseInsensitive"].(bool); b {

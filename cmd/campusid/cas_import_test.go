@@ -36,7 +36,7 @@ func TestCASImport(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, want := range []string{
-			`CAS service ent-1001 would be added: "ENT", regex ^https://ent\.univ\.example/portail/.*, order 10, attributes uid,mail,eduPersonPrincipalName, logout URL https://ent.univ.example/portail/Logout (ENT-1001.json)`,
+			`CAS service ent-1001 would be added: "ENT", regex (?i)^https://ent\.univ\.example/portail/.*, order 10, attributes uid,mail,eduPersonPrincipalName, logout URL https://ent.univ.example/portail/Logout (ENT-1001.json)`,
 			`attribute "cn" not released: campusid does not have it`,
 			`CAS service moodle-1002 would be added: "Moodle", regex`,
 			`attribute "mail" released by Apereo as email: campusid releases it as "mail"`,

@@ -36,6 +36,9 @@ func TestCASServiceConfusion(t *testing.T) {
 		"https://ent.univ.example/portail/%2e%2e/~mallory/",
 		"https://ent.univ.example/portail/..%2f~mallory/",
 		`https://ent.univ.example/portail/..\~mallory/`,
+		"https://ent.univ.example/portail/;jsessionid=x/../../admin/", // the parameter hid the rest of the path
+		"https://ent.univ.example/portail/..;/admin/",                 // Tomcat's dot segment
+		"https://eviluniv.example/",                                   // not a pattern's host (no pattern covers it)
 	} {
 		if p := login(service); p.Status != http.StatusForbidden {
 			t.Errorf("%s: %d %q, want the unknown-service page", service, p.Status, p.Location)
@@ -43,6 +46,16 @@ func TestCASServiceConfusion(t *testing.T) {
 	}
 	for _, service := range []string{"https://www.univ.example/x", "https://app.univ.example/", "https://app.univ.example:8443/x"} {
 		casTicketFor(t, login(service), service)
+	}
+	// The browser goes where the registry looked: the normalised URL, with
+	// the fragment as sent; never to a 500 for odd characters.
+	p := login("HTTPS://WWW.univ.example:443/a%7Eb;jsessionid=1?x=a%20b#frag")
+	if p.Status != http.StatusFound || !strings.HasPrefix(p.Location, "https://www.univ.example/a~b?x=a+b&ticket=ST-") ||
+		!strings.HasSuffix(p.Location, "#frag") {
+		t.Errorf("redirect to %d %q, want the normalised URL", p.Status, p.Location)
+	}
+	if p := login(casApp + strings.Repeat("Ⱥ", 20) + ";jsessionid=1"); p.Status != http.StatusFound {
+		t.Errorf("non-ASCII path with jsessionid: %d", p.Status)
 	}
 	if p := b.get("/cas/logout?service=" + url.QueryEscape("https://evil.example/x.univ.example/")); p.Location != "/login?logged_out=1" {
 		t.Errorf("logout redirected to %q", p.Location)
@@ -91,6 +104,13 @@ func TestCASReplayedSignInTrip(t *testing.T) {
 	other := strings.Replace(trip, url.QueryEscape(casApp), url.QueryEscape(casApp+"autre"), 1)
 	if p := b.get(other); p.Status != http.StatusSeeOther {
 		t.Fatalf("trip for another service: %d %q", p.Status, p.Location)
+	}
+	// Two trips in two tabs of one browser: each keeps its own.
+	tab1 := b.get("/cas/login?renew=true&service=" + url.QueryEscape(casApp))
+	b.get("/cas/login?renew=true&service=" + url.QueryEscape(casApp+"cours")) // a second trip, in another tab
+	tk = casTicket(t, localFollow(b, casSignIn(b, tab1.Location)))
+	if c := code(casValidate(t, n, "/cas/serviceValidate", tk, casApp, "renew", "true")); c != "success:jdupont" {
+		t.Fatalf("first tab after a second trip began: %s", c)
 	}
 	// A new login is one that just happened: not 2 minutes later.
 	p = b.get("/cas/login?renew=true&service=" + url.QueryEscape(casApp))
@@ -144,9 +164,36 @@ func TestCASSpecificationDetails(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	// warn with method=POST: the form waits for the person.
+	p = b.get(login + "&warn=true&method=POST")
+	if p.Status != http.StatusOK || strings.Contains(p.Body, "data-autosubmit") || !strings.Contains(p.Body, "Vous allez vous connecter à ENT") {
+		t.Fatalf("warn + POST: %d\n%s", p.Status, p.Body)
+	}
 	// Failures are audited.
 	casValidate(t, n, "/cas/serviceValidate", casTicket(t, b.get(login)), "https://ent.univ.example/ailleurs/")
 	if out, err := n.cli("audit", "--type", "cas.validate_failure"); err != nil || !strings.Contains(out, "INVALID_SERVICE") {
 		t.Fatalf("audit: %v\n%s", err, out)
+	}
+}
+
+// TestCASRenewKeepsTheSession: an application asking for renew gets a fresh
+// password step, but the person stays signed in to the others: the session
+// goes on (with a new token) and its tickets stay valid (a ticket of an
+// ended session does not validate, and an ended session means single logout).
+func TestCASRenewKeepsTheSession(t *testing.T) {
+	n, b := casSignedIn(t)
+	login := "/cas/login?service=" + url.QueryEscape(casApp)
+	earlier := casTicket(t, b.get(login))
+	before := b.cookie("campusid_session").Value
+	p := b.get(login + "&renew=true")
+	renewed := casTicket(t, localFollow(b, casSignIn(b, p.Location)))
+	if c := code(casValidate(t, n, "/cas/serviceValidate", renewed, casApp, "renew", "true")); c != "success:jdupont" {
+		t.Fatalf("renewed ticket: %s", c)
+	}
+	if c := code(casValidate(t, n, "/cas/serviceValidate", earlier, casApp)); c != "success:jdupont" {
+		t.Fatalf("a ticket of the session from before the renew: %s", c)
+	}
+	if after := b.cookie("campusid_session").Value; after == before {
+		t.Fatal("the session token did not change with the new sign-in")
 	}
 }

@@ -42,7 +42,7 @@ const casServiceAbout = `Manage the CAS services (applications that sign people 
 Services declared in the configuration file (cas.services) are managed there.`
 
 func runCASService(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "cas-service", "cas-service <add|list|show|update|delete|import> [flags]", casServiceAbout)
+	fs := flagSet(e, "cas-service", "cas-service <add|list|show|update|delete|match|import> [flags]", casServiceAbout)
 	path := fs.String("config", "", "configuration file (YAML)")
 	id := fs.String("id", "", "service id (add)")
 	name := fs.String("name", "", "name shown to people")
@@ -58,7 +58,7 @@ func runCASService(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if len(pos) == 0 {
-		return usageError{"missing subcommand: add, list, show, update, delete or import"}
+		return usageError{"missing subcommand: add, list, show, update, delete, match or import"}
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

@@ -196,7 +196,7 @@ func newServer(cfg config.Config, db *store.DB, log *slog.Logger, now func() tim
 		return nil, err
 	}
 	(&cas.Handler{App: app, DB: db, Sessions: sessions, Audit: al, Now: now, TicketLifetime: cfg.CAS.TicketLifetime.D(),
-		EPPNScope: casScope(cfg), RenewKey: km.Derive("cas renew"), ProxyClient: proxyClient, Secure: cfg.Secure(),
+		EPPNScope: casScope(cfg), FlowKey: km.Derive("cas renew"), ProxyClient: proxyClient, Secure: cfg.Secure(),
 		Metrics: cas.NewMetrics(reg)}).Register(mux)
 	dc := cfg.Delivery
 	dw := delivery.NewWithSettings(db, log, now, delivery.Settings{Poll: dc.PollPeriod.D(), Timeout: dc.Timeout.D(),

@@ -12,6 +12,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -57,7 +58,7 @@ type Handler struct {
 	Now            func() time.Time
 	TicketLifetime time.Duration
 	EPPNScope      string
-	RenewKey       [32]byte // MACs the trips through /login (flowMAC)
+	FlowKey        [32]byte // MACs the trips through /login (flowMAC)
 	Secure         bool     // cookies only over HTTPS
 	// ProxyClient calls the pgtUrl callbacks: it must verify certificates
 	// and not follow redirects (NewProxyClient).
@@ -136,29 +137,37 @@ func set(v string) bool {
 // sign-in; the nonce is then spent, so a return URL replayed from the
 // history is not a new login.
 const (
-	flowCookie    = "campusid_cas_flow"
-	flowValidity  = 30 * time.Minute
-	freshLogin    = 2 * time.Minute
-	flowCookiePth = "/cas/"
+	flowCookie     = "campusid_cas_flow"
+	flowValidity   = 30 * time.Minute
+	freshLogin     = 2 * time.Minute
+	flowSkew       = 30 * time.Second // between the clocks of the nodes that start and end a trip
+	flowCookiePath = "/cas/"
 )
 
-func (h *Handler) flowMAC(start, service, nonce string) string {
-	m := hmac.New(sha256.New, h.RenewKey[:])
-	m.Write([]byte("cas flow\x00" + start + "\x00" + service + "\x00" + nonce))
+// flowIDRe: a trip's id names its cookie (one per trip, so tabs do not
+// overwrite each other's).
+var flowIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{10}$`)
+
+func (h *Handler) flowMAC(id, start, service, nonce string) string {
+	m := hmac.New(sha256.New, h.FlowKey[:])
+	m.Write([]byte("cas flow\x00" + id + "\x00" + start + "\x00" + service + "\x00" + nonce))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-func (h *Handler) flowCookie(w http.ResponseWriter, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: value, Path: flowCookiePth, MaxAge: maxAge, HttpOnly: true,
-		Secure: h.Secure, SameSite: http.SameSiteLaxMode})
+func (h *Handler) flowCookie(w http.ResponseWriter, id, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: flowCookie + "_" + id, Value: value, Path: flowCookiePath, MaxAge: maxAge,
+		HttpOnly: true, Secure: h.Secure, SameSite: http.SameSiteLaxMode})
 }
 
 // newLogin reports whether this request ends a trip through /login in which
 // cur's sign-in happened (and spends the trip).
 func (h *Handler) newLogin(w http.ResponseWriter, r *http.Request, cur *session.Current, service string, now time.Time) bool {
-	start, mac := param(r, "rt"), param(r, "rmac")
-	c, err := r.Cookie(flowCookie)
-	if cur == nil || start == "" || err != nil || !hmac.Equal([]byte(mac), []byte(h.flowMAC(start, service, c.Value))) {
+	id, start, mac := param(r, "rf"), param(r, "rt"), param(r, "rmac")
+	if cur == nil || !flowIDRe.MatchString(id) || start == "" {
+		return false
+	}
+	c, err := r.Cookie(flowCookie + "_" + id)
+	if err != nil || !hmac.Equal([]byte(mac), []byte(h.flowMAC(id, start, service, c.Value))) {
 		return false
 	}
 	ms, err := strconv.ParseInt(start, 10, 64)
@@ -166,10 +175,10 @@ func (h *Handler) newLogin(w http.ResponseWriter, r *http.Request, cur *session.
 		return false
 	}
 	t, auth := time.UnixMilli(ms), cur.Session.AuthTime
-	if now.Sub(t) >= flowValidity || auth.Before(t) || now.Sub(auth) >= freshLogin {
+	if now.Sub(t) >= flowValidity || auth.Before(t.Add(-flowSkew)) || now.Sub(auth) >= freshLogin {
 		return false
 	}
-	h.flowCookie(w, "", -1)
+	h.flowCookie(w, id, "", -1)
 	return true
 }
 
@@ -202,24 +211,35 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	now := h.Now()
 	fresh := h.newLogin(w, r, cur, service, now)
 	if cur != nil && (fresh || !renew) {
-		return h.issue(w, r, svc, service, norm, cur, fresh, back)
+		return h.issue(w, r, svc, destination(service, norm), norm, cur, fresh, back)
 	}
 	if cur == nil && gateway && !renew {
-		http.Redirect(w, r, service, http.StatusFound)
+		http.Redirect(w, r, destination(service, norm), http.StatusFound)
 		return nil
 	}
-	start, nonce := strconv.FormatInt(now.UnixMilli(), 10), session.NewToken()
-	h.flowCookie(w, nonce, int(flowValidity/time.Second))
+	id, start, nonce := session.NewToken()[:10], strconv.FormatInt(now.UnixMilli(), 10), session.NewToken()
+	h.flowCookie(w, id, nonce, int(flowValidity/time.Second))
 	if renew {
 		back.Set("renew", "true")
 	}
+	back.Set("rf", id)
 	back.Set("rt", start)
-	back.Set("rmac", h.flowMAC(start, service, nonce))
+	back.Set("rmac", h.flowMAC(id, start, service, nonce))
 	q := url.Values{"return_to": {PathLogin + "?" + back.Encode()}}
 	if cur != nil {
 		q.Set("reauth", "1") // renew=true with a session: the password again
 	}
 	return web.Redirect(w, r, "/login?"+q.Encode())
+}
+
+// destination is where the browser goes for a service URL: its normalised
+// form, the one the registry matched (so that no part a browser reads
+// differently can lead elsewhere), with the fragment of the URL as sent.
+func destination(raw, norm string) string {
+	if i := strings.IndexByte(raw, '#'); i >= 0 {
+		return norm + raw[i:]
+	}
+	return norm
 }
 
 // clip bounds what a caller wrote before it goes in the audit log.
@@ -234,8 +254,9 @@ func clip(s string) string {
 // specification's alphabet (letters, digits and '-'; CAS 3.0, 3.7).
 func ticketID(prefix string) string { return prefix + rand.Text() + rand.Text() }
 
-// issue creates a service ticket and sends the browser to the service.
-func (h *Handler) issue(w http.ResponseWriter, r *http.Request, svc store.CASService, service, norm string, cur *session.Current, fresh bool, opts url.Values) error {
+// issue creates a service ticket for norm and sends the browser to dest
+// (destination).
+func (h *Handler) issue(w http.ResponseWriter, r *http.Request, svc store.CASService, dest, norm string, cur *session.Current, fresh bool, opts url.Values) error {
 	ctx := r.Context()
 	now := h.Now()
 	t := store.CASTicket{ID: ticketID("ST-"), ServiceID: svc.ID, ServiceURL: norm, AccountID: cur.Account.ID,
@@ -248,15 +269,15 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, svc store.CASSer
 	h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.ticket", AccountID: cur.Account.ID,
 		Details: map[string]string{"service_id": svc.ID, "session_id": cur.Session.ID, "new_login": strconv.FormatBool(fresh)}})
 	web.NoReferrer(w)
-	if opts.Get("method") == "POST" {
-		web.AllowFormsTo(w, service)
-		return h.App.Render(w, r, http.StatusOK, "cas_form_post", web.Page{Title: "cas.redirect.title",
-			Data: postData{Action: template.URL(service), Name: svc.Name, Ticket: t.ID}})
-	}
-	target := withTicket(service, t.ID)
 	// warn (CAS 3.0, 2.1.1): single sign-on is not transparent; the person
-	// is told where they are going and follows the link.
+	// is told where they are going and goes on by hand.
 	warn := opts.Get("warn") != "" && !fresh
+	if opts.Get("method") == "POST" {
+		web.AllowFormsTo(w, norm)
+		return h.App.Render(w, r, http.StatusOK, "cas_form_post", web.Page{Title: "cas.redirect.title",
+			Data: postData{Action: template.URL(norm), Name: svc.Name, Ticket: t.ID, Warn: warn, User: cur.Account.Identifier}})
+	}
+	target := withTicket(dest, t.ID)
 	if !warn && r.Header.Get("Sec-Fetch-Site") != "same-origin" {
 		http.Redirect(w, r, target, http.StatusFound)
 		return nil
@@ -280,6 +301,8 @@ type postData struct {
 	Action template.URL
 	Name   string
 	Ticket string
+	Warn   bool // no automatic submission
+	User   string
 }
 
 func withTicket(service, ticket string) string {
@@ -314,8 +337,8 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 			Details: map[string]string{"session_id": cur.Session.ID}})
 	}
 	if service := r.URL.Query().Get("service"); service != "" {
-		if _, _, err := FindService(ctx, h.DB, service); err == nil {
-			http.Redirect(w, r, service, http.StatusFound)
+		if _, norm, err := FindService(ctx, h.DB, service); err == nil {
+			http.Redirect(w, r, destination(service, norm), http.StatusFound)
 			return nil
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err

@@ -87,7 +87,7 @@ func (h *Handler) grantPGT(ctx context.Context, svc store.CASService, t store.CA
 		return "", InternalError, "internal error"
 	}
 	if err := h.callback(ctx, u, pgt, iou); err != nil {
-		if derr := h.DB.DeleteCASPGT(context.WithoutCancel(ctx), p.IDHash); derr != nil {
+		if derr := h.DB.DeleteCASPGT(context.WithoutCancel(ctx), p.IDHash); derr != nil && !errors.Is(derr, store.ErrNotFound) {
 			return "", InternalError, "internal error"
 		}
 		// The caller learns that it failed, not how: the detail (which could

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -78,40 +79,48 @@ func (s ServiceSpec) Service() (store.CASService, error) {
 		Attributes: s.Attributes, AllowProxy: s.Proxy, LogoutURL: s.LogoutURL, Order: s.Order}, errors.Join(errs...)
 }
 
-// Normalize puts a service URL in the form tickets are bound to and
-// patterns are matched against: scheme and host in lower case, no default
-// port, no fragment, no ;jsessionid= (Java containers add it at times), the
-// path and query with a canonical percent-encoding. ok is false for what is
-// not an absolute http(s) URL, and for what a browser or a web server could
-// read otherwise than Go does: a backslash, a dot segment ("..", "%2e%2e")
-// or an encoded slash in the path. A pattern thus never sees a URL that
-// leads elsewhere than it seems to.
+// Normalize puts a service URL in the form tickets are bound to, patterns
+// are matched against, and the browser is sent to: scheme and host in lower
+// case, no default port, no fragment, no ;jsessionid= parameter (Java
+// containers add it at times), the path and query with a canonical
+// percent-encoding. ok is false for what is not an absolute http(s) URL
+// with a plain ASCII host, and for what a browser or a web server could
+// read otherwise than Go does: a backslash, a NUL, a dot segment ("..",
+// "%2e%2e", Tomcat's "..;"), an encoded slash, or a double encoding of
+// those in the path.
 func Normalize(raw string) (string, bool) {
 	raw = strings.TrimSpace(raw)
 	if strings.ContainsRune(raw, '\\') {
 		return "", false
 	}
 	u, err := url.Parse(raw)
-	if err != nil || (strings.ToLower(u.Scheme) != "https" && strings.ToLower(u.Scheme) != "http") || u.Host == "" || u.User != nil ||
-		u.Opaque != "" {
+	if err != nil || (asciiLower(u.Scheme) != "https" && asciiLower(u.Scheme) != "http") || u.Host == "" || u.User != nil ||
+		u.Opaque != "" || !plainHost(u.Host) {
 		return "", false
 	}
-	if ep := strings.ToLower(u.EscapedPath()); strings.Contains(ep, "%2f") || strings.Contains(ep, "%5c") {
-		return "", false
-	}
-	if i := strings.Index(strings.ToLower(u.Path), ";jsessionid="); i >= 0 {
-		u.Path = u.Path[:i]
-	}
-	for seg := range strings.SplitSeq(u.Path, "/") {
-		if seg == "." || seg == ".." {
+	ep := asciiLower(u.EscapedPath())
+	for _, bad := range []string{"%2f", "%5c", "%00", "%252e", "%252f", "%255c"} {
+		if strings.Contains(ep, bad) {
 			return "", false
 		}
 	}
-	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	var segs []string
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		name, params, _ := strings.Cut(seg, ";")
+		if name == "." || name == ".." {
+			return "", false
+		}
+		if k, _, _ := strings.Cut(params, "="); params != "" && asciiLower(k) == "jsessionid" {
+			seg = name
+		}
+		segs = append(segs, seg)
+	}
+	u.Path = strings.Join(segs, "/")
+	u.Scheme, u.Host = asciiLower(u.Scheme), asciiLower(u.Host)
 	if p := u.Port(); (u.Scheme == "https" && p == "443") || (u.Scheme == "http" && p == "80") {
 		u.Host = u.Hostname()
 	}
-	u.Fragment, u.RawFragment, u.RawPath = "", "", ""
+	u.Fragment, u.RawFragment, u.RawPath, u.ForceQuery = "", "", "", false
 	if u.Path == "" {
 		u.Path = "/"
 	}
@@ -119,7 +128,43 @@ func Normalize(raw string) (string, bool) {
 	return u.String(), true
 }
 
-// canonicalQuery re-encodes each pair, keeping their order.
+// plainHost accepts a DNS name or an IP literal in ASCII, with an optional
+// port: an internationalised name must come in its punycode form, so that
+// Go and the browser read the same host.
+func plainHost(hostport string) bool {
+	host := hostport
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		if p == "" {
+			return false
+		}
+		host = h
+	}
+	if strings.HasPrefix(host, "[") || strings.Contains(host, ":") {
+		return net.ParseIP(strings.Trim(host, "[]")) != nil
+	}
+	if host == "" || strings.HasSuffix(host, ".") || strings.HasPrefix(host, ".") {
+		return false
+	}
+	for _, r := range host {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiLower lower-cases ASCII letters only, keeping byte offsets.
+func asciiLower(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
+}
+
+// canonicalQuery re-encodes each pair, keeping their order; a pair whose
+// escapes are invalid is kept as it came.
 func canonicalQuery(raw string) string {
 	var parts []string
 	for p := range strings.SplitSeq(raw, "&") {
@@ -127,12 +172,15 @@ func canonicalQuery(raw string) string {
 			continue
 		}
 		k, v, has := strings.Cut(p, "=")
-		k, _ = url.QueryUnescape(k)
-		v, _ = url.QueryUnescape(v)
-		if has {
-			parts = append(parts, url.QueryEscape(k)+"="+url.QueryEscape(v))
-		} else {
-			parts = append(parts, url.QueryEscape(k))
+		uk, kerr := url.QueryUnescape(k)
+		uv, verr := url.QueryUnescape(v)
+		switch {
+		case kerr != nil || verr != nil:
+			parts = append(parts, p)
+		case has:
+			parts = append(parts, url.QueryEscape(uk)+"="+url.QueryEscape(uv))
+		default:
+			parts = append(parts, url.QueryEscape(uk))
 		}
 	}
 	return strings.Join(parts, "&")
@@ -153,6 +201,10 @@ func Explain(svc store.CASService, norm string) string {
 			return "the pattern would accept this URL with any host: its wildcard runs from the host into the path"
 		case hostLonger:
 			return "the pattern would accept this URL with its host cut short: it does not say where the host ends"
+		case hostStart:
+			return "the pattern would accept this URL with another name glued to the start of its host: it does not say where the name starts"
+		case hostDots:
+			return "the pattern would accept this URL with a '-' for a dot of its host: escape the dots (\\.)"
 		}
 	}
 	return ""
@@ -182,19 +234,23 @@ func matches(svc store.CASService, norm string) bool {
 const (
 	hostOK     = iota
 	hostAny    // an unrelated host would do
-	hostLonger // a shorter host would do
+	hostLonger // a host cut short would do: the pattern does not say where the host ends
+	hostStart  // a host glued to another name would do: it does not say where the name starts
+	hostDots   // a host with a '-' for one of its last dots would do: a '.' is not escaped
 )
 
-// probeHost is a name no service has.
-const probeHost = "campusid-probe.invalid"
+// probeHosts are names no service has, in the shapes narrow patterns take
+// ([a-z]+\.[a-z]+ misses a hyphen, a single label, an address).
+var probeHosts = []string{"campusid-probe.invalid", "campusidprobe.invalid", "campusidprobe", "192.0.2.1"}
 
 // hostConfined tells whether re matched norm because of its host and not
 // in spite of it. A pattern's wildcard may run from the host into the path
-// (https://.*\.univ\.example/.* meets https://evil.example/x.univ.example/)
-// or take in the end of the host (https://app\.univ\.example.* meets
-// https://app.univ.example.evil.example/): norm is refused when the pattern
-// would accept it with an unrelated host, or with its host cut short by a
-// label (the pattern then does not say where the host ends).
+// (https://.*\.univ\.example/.* meets https://evil.example/x.univ.example/),
+// take in the end of the host (https://app\.univ\.example.* meets
+// https://app.univ.example.evil.example/), its start (https://.*univ\.example/.*
+// meets https://eviluniv.example/), or a dot (https://app.univ.example/.*
+// meets https://app-univ.example/). norm is refused when the pattern would
+// accept it just as well with such a host instead of its own.
 func hostConfined(re *regexp.Regexp, norm string) int {
 	u, err := url.Parse(norm)
 	if err != nil {
@@ -208,13 +264,33 @@ func hostConfined(re *regexp.Regexp, norm string) int {
 		}
 		return re.MatchString(v.String())
 	}
-	if with(probeHost) {
-		return hostAny
+	for _, h := range probeHosts {
+		if with(h) {
+			return hostAny
+		}
 	}
-	labels := strings.Split(u.Hostname(), ".")
+	name := u.Hostname()
+	if net.ParseIP(name) != nil {
+		return hostOK
+	}
+	labels := strings.Split(name, ".")
 	for i := len(labels) - 1; i >= 1; i-- {
 		if with(strings.Join(labels[:i], ".")) {
 			return hostLonger
+		}
+	}
+	// The name a university registers is its last two labels (univ.example)
+	// or more: another name glued to them must not do.
+	for i := max(0, len(labels)-2); i < len(labels); i++ {
+		if with("campusidprobe" + strings.Join(labels[i:], ".")) {
+			return hostStart
+		}
+	}
+	// The registrable part of a university's name is its last two or three
+	// labels: the last two dots must be the pattern's own.
+	for i := max(1, len(labels)-2); i < len(labels); i++ {
+		if with(strings.Join(labels[:i], ".") + "-" + strings.Join(labels[i:], ".")) {
+			return hostDots
 		}
 	}
 	return hostOK
@@ -227,9 +303,11 @@ func AnyHost(pattern string) bool {
 	if re == nil {
 		return false
 	}
-	for _, probe := range []string{"https://" + probeHost + "/", "https://" + probeHost + "/x/y?z=1", "http://" + probeHost + "/"} {
-		if re.MatchString(probe) {
-			return true
+	for _, h := range probeHosts {
+		for _, rest := range []string{"/", "/x/y?z=1"} {
+			if re.MatchString("https://"+h+rest) || re.MatchString("http://"+h+rest) {
+				return true
+			}
 		}
 	}
 	return false
@@ -276,8 +354,12 @@ func before(a, b store.CASService) bool {
 	if ra, rb := rank[a.Match], rank[b.Match]; ra != rb {
 		return ra < rb
 	}
-	if a.Match == "prefix" && len(a.URLPattern) != len(b.URLPattern) {
-		return len(a.URLPattern) > len(b.URLPattern)
+	if a.Match == "prefix" {
+		na, _ := Normalize(a.URLPattern)
+		nb, _ := Normalize(b.URLPattern)
+		if len(na) != len(nb) {
+			return len(na) > len(nb)
+		}
 	}
 	return a.ID < b.ID
 }

@@ -18,7 +18,12 @@ func TestNormalize(t *testing.T) {
 		{"https://app.example/x?b=a+b&a=1#frag", "https://app.example/x?b=a+b&a=1"},
 		{"https://app.example/%7Euser", "https://app.example/~user"},
 		{"https://app.example/x;JSESSIONID=0A1B?a=1", "https://app.example/x?a=1"},
+		{"https://app.example/x;jsessionid=0A1B/y", "https://app.example/x/y"},
+		{"https://app.example/" + strings.Repeat("Ⱥ", 20) + ";jsessionid=1", "https://app.example/" + strings.Repeat("%C8%BA", 20)},
 		{"https://app.example/x?a=1;b=2", "https://app.example/x?a=1%3Bb%3D2"},
+		{"https://app.example/x?a=%zz&b=1", "https://app.example/x?a=%zz&b=1"},
+		{"https://app.example/x?", "https://app.example/x"},
+		{"https://[::1]:8443/x", "https://[::1]:8443/x"},
 	} {
 		if got, ok := Normalize(c.in); !ok || got != c.want {
 			t.Errorf("Normalize(%q) = %q, %v; want %q", c.in, got, ok, c.want)
@@ -26,7 +31,10 @@ func TestNormalize(t *testing.T) {
 	}
 	for _, bad := range []string{"", "/relative", "ftp://app.example/", "https://user:pw@app.example/", "javascript:alert(1)",
 		`https://app.example\@evil.example/`, `https://app.example/a\b`, "https://app.example/a/../b", "https://app.example/a/%2e%2E/b",
-		"https://app.example/a/./b", "https://app.example/a%2fb", "https://app.example/a%5Cb", "https:app.example"} {
+		"https://app.example/a/./b", "https://app.example/a%2fb", "https://app.example/a%5Cb", "https:app.example",
+		"https://app.example/p/;jsessionid=x/../../admin/", "https://app.example/p/..;/admin/", "https://app.example/p/%252e%252e/x",
+		"https://app.example/p%00", "https://%C3%A9nt.example/", "https://ént.example/", "https://app.example./", "https://app.example:/",
+		"https://evil.com／x.univ.example/"} {
 		if got, ok := Normalize(bad); ok {
 			t.Errorf("Normalize(%q) = %q, want refused", bad, got)
 		}
@@ -54,6 +62,19 @@ func TestMatches(t *testing.T) {
 		{svc("regex", `https://(www\.)?app\.example/.*`), "https://www.app.example/x", true},
 		{svc("regex", `https://app\.example/.*`), "https://evil.example/?https://app.example/", false}, // anchored
 		{svc("regex", `https://app\.example/x`), "https://app.example/x/y", false},
+		// A pattern must say where its host starts and ends, and escape its dots.
+		{svc("regex", `https://.*univ\.example/.*`), "https://eviluniv.example/", false},
+		{svc("regex", `https://\w+\.\w+/.*`), "https://evil.com/", false},
+		{svc("regex", `https://[a-z]+\.[a-z]+/.*`), "https://evil.com/", false},
+		{svc("regex", `.*(?:univ\.example).*`), "https://notuniv.example/", false},
+		{svc("regex", `https://example.app.org/login`), "https://example-app.org/login", false},
+		{svc("regex", `https://example.app.org/login`), "https://example.app.org/login", false}, // refused too: fix the pattern
+		{svc("regex", `https://app1.*`), "https://app1.univ.example/", false},
+		{svc("regex", `(?i)https://ENT\.univ\.example/.*`), "https://ent.univ.example/x", true},
+		{svc("regex", `https://([a-z0-9-]+\.)+univ\.example/.*`), "https://a.b.univ.example/x", true},
+		{svc("regex", `https://.*\.univ-nantes\.fr/.*`), "https://ent.univ-nantes.fr/x", true},
+		{svc("regex", `https://(.*\.)?univ\.example/.*`), "https://univ.example/x", true},
+		{svc("regex", `https://127\.0\.0\.1:8443/.*`), "https://127.0.0.1:8443/x", true},
 	} {
 		norm, ok := Normalize(c.url)
 		if !ok {

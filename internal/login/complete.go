@@ -20,8 +20,8 @@ import (
 const deviceCookie = "campusid_device"
 
 // complete ends a flow whose person has proved who they are (by password,
-// code, link...): the flow is used once, the browser's previous session is
-// replaced, a session starts, the owner is told about a new device, and the
+// code, link...): the flow is used once, the browser's session is renewed
+// (same account) or replaced (another one), the owner is told about a new device, and the
 // browser goes back where it came from.
 func (h *Handler) complete(w http.ResponseWriter, r *http.Request, f *store.LoginFlow, a store.Account, method string, remember bool) error {
 	ctx := r.Context()
@@ -33,10 +33,18 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, f *store.Logi
 		return err
 	}
 	h.PerAccount.Reset(ctx, a.ID)
-	if cur := session.FromContext(ctx); cur != nil {
-		h.Sessions.End(ctx, w, cur) // no session fixation
+	var s store.Session
+	var err error
+	if cur := session.FromContext(ctx); cur != nil && cur.Account.ID == a.ID {
+		// The same person again (renew, prompt=login): the session goes on
+		// with a new token, and the applications signed in through it stay.
+		s, err = h.Sessions.Reauthenticate(ctx, w, cur, method, remember)
+	} else {
+		if cur != nil {
+			h.Sessions.End(ctx, w, cur) // someone else: the previous session ends (no session fixation either)
+		}
+		s, err = h.Sessions.Start(ctx, w, a.ID, method, remember)
 	}
-	s, err := h.Sessions.Start(ctx, w, a.ID, method, remember)
 	if err != nil {
 		return err
 	}

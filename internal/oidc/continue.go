@@ -58,11 +58,7 @@ func (h *Handler) showContinue(w http.ResponseWriter, r *http.Request) error {
 		if slices.Contains(ar.Prompt, oidc.PromptNone) {
 			return h.clientError(w, r, ar, cl, oidc.ErrLoginRequired())
 		}
-		from := ""
-		if cur != nil {
-			from = cur.Session.ID
-		}
-		if err := h.DB.SendOIDCAuthRequestToLogin(ctx, ar.ID, from); errors.Is(err, store.ErrNotFound) {
+		if err := h.DB.SendOIDCAuthRequestToLogin(ctx, ar.ID, loginMark(cur)); errors.Is(err, store.ErrNotFound) {
 			return errExpired
 		} else if err != nil {
 			return err
@@ -97,14 +93,25 @@ func (h *Handler) showContinue(w http.ResponseWriter, r *http.Request) error {
 	return web.Redirect(w, r, op.AuthCallbackURL(h.op)(h.ctx(r), ar.ID))
 }
 
+// loginMark is what the browser's sign-in was when it was sent to sign in:
+// the session and (part of the hash of) its token ("" without one). A
+// sign-in of the same person keeps the session but gives it a new token.
+func loginMark(cur *session.Current) string {
+	if cur == nil {
+		return ""
+	}
+	return cur.Session.ID + " " + cur.Session.TokenHash[:min(16, len(cur.Session.TokenHash))]
+}
+
 // needsLogin: no session, or one that does not meet prompt or max_age. A
-// session other than the one the browser had when it was sent to sign in
-// is a fresh sign-in, which meets them all.
+// sign-in other than the one the browser had when it was sent to sign in
+// (another session, or the same one signed into again) is a fresh one,
+// which meets them all.
 func (h *Handler) needsLogin(ar store.OIDCAuthRequest, cur *session.Current) bool {
 	if cur == nil {
 		return true
 	}
-	if ar.LoginFrom != nil && *ar.LoginFrom != cur.Session.ID {
+	if ar.LoginFrom != nil && *ar.LoginFrom != loginMark(cur) {
 		return false
 	}
 	if slices.Contains(ar.Prompt, oidc.PromptLogin) || slices.Contains(ar.Prompt, oidc.PromptSelectAccount) {

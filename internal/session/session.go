@@ -94,6 +94,36 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, accountID, m
 	return s, nil
 }
 
+// Reauthenticate records a new sign-in of cur's account in cur's session:
+// a new token (so a cookie planted before cannot ride on it), a new
+// auth_time and methods, the new remember-me choice and absolute end. The
+// session keeps its id, so what hangs on it (CAS tickets and proxy-granting
+// tickets, OpenID Connect grants) survives: asking one application for a
+// fresh password (CAS renew, OpenID Connect prompt=login) does not sign the
+// person out of the others.
+func (m *Manager) Reauthenticate(ctx context.Context, w http.ResponseWriter, cur *Current, methods string, remember bool) (store.Session, error) {
+	now := m.Now()
+	info := web.Info(ctx)
+	token := NewToken()
+	s := cur.Session
+	s.TokenHash, s.AuthTime, s.AuthMethods, s.Remember, s.LastSeenAt = HashToken(token), now, methods, remember, now
+	s.IP, s.UserAgent = info.ClientIP, truncate(info.UserAgent, 300)
+	s.ExpiresAt = now.Add(m.AbsoluteTimeout)
+	if remember {
+		s.ExpiresAt = now.Add(m.RememberFor)
+	}
+	if err := m.DB.ReauthenticateSession(ctx, s); err != nil {
+		return s, fmt.Errorf("session: reauthenticate: %w", err)
+	}
+	c := m.cookie(token)
+	if remember {
+		c.Expires = s.ExpiresAt
+		c.MaxAge = int(m.RememberFor.Seconds())
+	}
+	http.SetCookie(w, c)
+	return s, nil
+}
+
 func (m *Manager) cookie(value string) *http.Cookie {
 	return &http.Cookie{Name: m.CookieName(), Value: value, Path: "/", HttpOnly: true, Secure: m.Secure, SameSite: http.SameSiteLaxMode}
 }

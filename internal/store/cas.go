@@ -107,7 +107,6 @@ type CASTicket struct {
 	LongTerm   bool // the session is a remember-me one
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
-	UsedAt     *time.Time
 	Proxies    []string // a proxy ticket's chain of callback URLs, most recent first (migration 0006)
 }
 
@@ -117,7 +116,7 @@ const casTicketCols = `id, service_id, service_url, account_id, session_id, auth
 func (db *DB) CreateCASTicket(ctx context.Context, t CASTicket) error {
 	_, err := db.exec(ctx, `INSERT INTO cas_tickets (`+casTicketCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
 		t.ID, t.ServiceID, t.ServiceURL, t.AccountID, t.SessionID, ms(t.AuthTime), boolInt(t.Renewed), boolInt(t.LongTerm),
-		ms(t.CreatedAt), ms(t.ExpiresAt), msPtr(t.UsedAt), strings.Join(t.Proxies, " "))
+		ms(t.CreatedAt), ms(t.ExpiresAt), nil, strings.Join(t.Proxies, " "))
 	if err != nil {
 		return fmt.Errorf("store: create cas ticket: %w", err)
 	}
@@ -143,7 +142,7 @@ func (db *DB) ConsumeCASTicket(ctx context.Context, id string, now time.Time) (C
 		return t, db.mapErr(err)
 	}
 	t.Proxies = strings.Fields(proxies)
-	t.AuthTime, t.CreatedAt, t.ExpiresAt, t.UsedAt = fromMS(auth), fromMS(created), fromMS(expires), fromNull(used)
+	t.AuthTime, t.CreatedAt, t.ExpiresAt = fromMS(auth), fromMS(created), fromMS(expires)
 	t.Renewed, t.LongTerm = renewed == 1, longTerm == 1
 	return t, nil
 }

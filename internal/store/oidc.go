@@ -164,7 +164,7 @@ type OIDCAuthRequest struct {
 	AuthTime      *time.Time
 	AMR           []string
 	ConsentedBy   string
-	LoginFrom     *string // nil until sent to sign in; then the session id it had ("" when none)
+	LoginFrom     *string // nil until sent to sign in; then the sign-in it had: session id and token hash prefix ("" when none)
 	CodeHash      string
 	CodeExpiresAt *time.Time
 	GrantID       string

@@ -88,6 +88,14 @@ func (db *DB) ListSessions(ctx context.Context, accountID string, now time.Time)
 	return out, rows.Err()
 }
 
+// ReauthenticateSession records a new sign-in in a live session (new token,
+// auth time, methods, remember-me and end); ErrNotFound when it has ended.
+func (db *DB) ReauthenticateSession(ctx context.Context, s Session) error {
+	return db.execOne(ctx, `UPDATE sessions SET token_hash = ?, auth_time = ?, auth_methods = ?, remember = ?, last_seen_at = ?,
+		ip = ?, user_agent = ?, expires_at = ? WHERE id = ? AND revoked_at IS NULL`, s.TokenHash, ms(s.AuthTime), s.AuthMethods,
+		boolInt(s.Remember), ms(s.LastSeenAt), s.IP, s.UserAgent, ms(s.ExpiresAt), s.ID)
+}
+
 // RevokeSession ends one session of the account.
 func (db *DB) RevokeSession(ctx context.Context, accountID, id string, now time.Time) error {
 	err := db.execOne(ctx, `UPDATE sessions SET revoked_at = ? WHERE id = ? AND account_id = ? AND revoked_at IS NULL`, ms(now), id, accountID)
