@@ -85,12 +85,7 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, accountID, m
 	if err := m.DB.CreateSession(ctx, &s); err != nil {
 		return s, fmt.Errorf("session: start: %w", err)
 	}
-	c := m.cookie(token)
-	if remember {
-		c.Expires = s.ExpiresAt
-		c.MaxAge = int(m.RememberFor.Seconds())
-	}
-	http.SetCookie(w, c)
+	m.setCookie(w, token, s)
 	return s, nil
 }
 
@@ -115,13 +110,19 @@ func (m *Manager) Reauthenticate(ctx context.Context, w http.ResponseWriter, cur
 	if err := m.DB.ReauthenticateSession(ctx, s); err != nil {
 		return s, fmt.Errorf("session: reauthenticate: %w", err)
 	}
+	m.setCookie(w, token, s)
+	return s, nil
+}
+
+// setCookie gives the browser the token of s; a remember-me session's
+// cookie outlives the browser.
+func (m *Manager) setCookie(w http.ResponseWriter, token string, s store.Session) {
 	c := m.cookie(token)
-	if remember {
+	if s.Remember {
 		c.Expires = s.ExpiresAt
 		c.MaxAge = int(m.RememberFor.Seconds())
 	}
 	http.SetCookie(w, c)
-	return s, nil
 }
 
 func (m *Manager) cookie(value string) *http.Cookie {
