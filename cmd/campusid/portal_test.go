@@ -160,7 +160,7 @@ func portalSessionID(t *testing.T, b *browser) string {
 	if c == nil {
 		t.Fatal("browser has no session cookie")
 	}
-	s, err := b.n.srv.db.SessionByTokenHash(context.Background(), session.HashToken(c.Value))
+	s, _, err := b.n.srv.db.SessionAndAccount(context.Background(), session.HashToken(c.Value))
 	if err != nil {
 		t.Fatal(err)
 	}

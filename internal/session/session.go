@@ -139,7 +139,7 @@ func (m *Manager) Lookup(r *http.Request) (*Current, error) {
 		return nil, ErrNoSession
 	}
 	ctx := r.Context()
-	s, err := m.DB.SessionByTokenHash(ctx, HashToken(c.Value))
+	s, a, err := m.DB.SessionAndAccount(ctx, HashToken(c.Value))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoSession
 	}
@@ -149,10 +149,6 @@ func (m *Manager) Lookup(r *http.Request) (*Current, error) {
 	now := m.Now()
 	if !m.live(s, now) {
 		return nil, ErrNoSession
-	}
-	a, err := m.DB.AccountByID(ctx, s.AccountID)
-	if err != nil {
-		return nil, fmt.Errorf("session: account: %w", err)
 	}
 	if a.State == store.StateDisabled || (a.ExpiresAt != nil && !now.Before(*a.ExpiresAt)) {
 		return nil, ErrNoSession

@@ -53,20 +53,31 @@ type Email struct {
 const accountCols = `id, identifier, display_name, given_name, family_name, establishment, state, kind,
 	expires_at, password_hash, password_changed_at, locale, created_at, updated_at`
 
+// accountRow holds the columns of accountCols while they are scanned.
+type accountRow struct {
+	a                Account
+	exp, pwd         sql.NullInt64
+	created, updated int64
+}
+
+func (r *accountRow) dests() []any {
+	return []any{&r.a.ID, &r.a.Identifier, &r.a.DisplayName, &r.a.GivenName, &r.a.FamilyName, &r.a.Establishment,
+		&r.a.State, &r.a.Kind, &r.exp, &r.a.PasswordHash, &r.pwd, &r.a.Locale, &r.created, &r.updated}
+}
+
+func (r *accountRow) account() Account {
+	a := r.a
+	a.ExpiresAt, a.PasswordChangedAt = fromNull(r.exp), fromNull(r.pwd)
+	a.CreatedAt, a.UpdatedAt = fromMS(r.created), fromMS(r.updated)
+	return a
+}
+
 func scanAccount(row interface{ Scan(...any) error }) (Account, error) {
-	var (
-		a                Account
-		exp, pwd         sql.NullInt64
-		created, updated int64
-	)
-	err := row.Scan(&a.ID, &a.Identifier, &a.DisplayName, &a.GivenName, &a.FamilyName, &a.Establishment,
-		&a.State, &a.Kind, &exp, &a.PasswordHash, &pwd, &a.Locale, &created, &updated)
-	if err != nil {
-		return a, err
+	var r accountRow
+	if err := row.Scan(r.dests()...); err != nil {
+		return r.a, err
 	}
-	a.ExpiresAt, a.PasswordChangedAt = fromNull(exp), fromNull(pwd)
-	a.CreatedAt, a.UpdatedAt = fromMS(created), fromMS(updated)
-	return a, nil
+	return r.account(), nil
 }
 
 // CreateAccount inserts the account and its addresses. Call it inside InTx

@@ -27,19 +27,31 @@ type Session struct {
 const sessionCols = `id, token_hash, account_id, remember, auth_time, auth_methods, user_agent, ip,
 	created_at, last_seen_at, expires_at, revoked_at`
 
+// sessionRow holds the columns of sessionCols while they are scanned.
+type sessionRow struct {
+	s                            Session
+	remember                     int
+	auth, created, seen, expires int64
+	revoked                      sql.NullInt64
+}
+
+func (r *sessionRow) dests() []any {
+	return []any{&r.s.ID, &r.s.TokenHash, &r.s.AccountID, &r.remember, &r.auth, &r.s.AuthMethods, &r.s.UserAgent, &r.s.IP,
+		&r.created, &r.seen, &r.expires, &r.revoked}
+}
+
+func (r *sessionRow) session() Session {
+	s := r.s
+	s.Remember = r.remember == 1
+	s.AuthTime, s.CreatedAt, s.LastSeenAt, s.ExpiresAt = fromMS(r.auth), fromMS(r.created), fromMS(r.seen), fromMS(r.expires)
+	s.RevokedAt = fromNull(r.revoked)
+	return s
+}
+
 func scanSession(row interface{ Scan(...any) error }) (Session, error) {
-	var (
-		s                            Session
-		remember                     int
-		auth, created, seen, expires int64
-		revoked                      sql.NullInt64
-	)
-	err := row.Scan(&s.ID, &s.TokenHash, &s.AccountID, &remember, &auth, &s.AuthMethods, &s.UserAgent, &s.IP,
-		&created, &seen, &expires, &revoked)
-	s.Remember = remember == 1
-	s.AuthTime, s.CreatedAt, s.LastSeenAt, s.ExpiresAt = fromMS(auth), fromMS(created), fromMS(seen), fromMS(expires)
-	s.RevokedAt = fromNull(revoked)
-	return s, err
+	var r sessionRow
+	err := row.Scan(r.dests()...)
+	return r.session(), err
 }
 
 // CreateSession inserts a session.
@@ -56,11 +68,20 @@ func (db *DB) CreateSession(ctx context.Context, s *Session) error {
 	return nil
 }
 
-// SessionByTokenHash returns the session, revoked or expired ones included:
-// the caller decides.
-func (db *DB) SessionByTokenHash(ctx context.Context, hash string) (Session, error) {
-	s, err := scanSession(db.queryRow(ctx, `SELECT `+sessionCols+` FROM sessions WHERE token_hash = ?`, hash))
-	return s, db.mapErr(err)
+// SessionAndAccount returns the session of a token hash with its account,
+// in one query (every signed-in request asks). Revoked or expired sessions
+// included: the caller decides.
+func (db *DB) SessionAndAccount(ctx context.Context, hash string) (Session, Account, error) {
+	var (
+		sr sessionRow
+		ar accountRow
+	)
+	err := db.queryRow(ctx, `SELECT `+prefixed("s.", sessionCols)+`, `+prefixed("a.", accountCols)+`
+		FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = ?`, hash).Scan(append(sr.dests(), ar.dests()...)...)
+	if err != nil {
+		return Session{}, Account{}, db.mapErr(err)
+	}
+	return sr.session(), ar.account(), nil
 }
 
 // TouchSession records activity.

@@ -191,9 +191,12 @@ func TestSessions(t *testing.T) {
 		if len(live) != 1 || live[0].ID != ids[0] {
 			t.Fatalf("live sessions = %+v", live)
 		}
-		got, err := db.SessionByTokenHash(ctx, "b")
-		if err != nil || got.RevokedAt == nil {
-			t.Fatalf("revoked session: %+v, %v", got, err)
+		got, acct, err := db.SessionAndAccount(ctx, "b")
+		if err != nil || got.RevokedAt == nil || acct.ID != a.ID || acct.Identifier != a.Identifier {
+			t.Fatalf("revoked session: %+v, %+v, %v", got, acct, err)
+		}
+		if _, _, err := db.SessionAndAccount(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown token: %v", err)
 		}
 	})
 }
