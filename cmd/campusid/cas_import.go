@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,12 +30,19 @@ import (
 // written in one transaction, or none. See docs/cas.md, "Moving from
 // Apereo CAS".
 
-// apereoService is what one registry file gives.
+// apereoService is one registry file: what it maps to, and what the import
+// makes of it.
 type apereoService struct {
-	file     string
-	spec     cas.ServiceSpec
-	warnings []string
-	skip     string // why the file is not imported (not a CAS service, disabled)
+	file      string
+	spec      cas.ServiceSpec
+	warnings  []string
+	skip      string           // why the file is not imported (not a CAS service, disabled)
+	svc       store.CASService // spec, checked
+	unchanged bool             // svc exists already
+}
+
+func (s *apereoService) warn(format string, args ...any) {
+	s.warnings = append(s.warnings, fmt.Sprintf(format, args...))
 }
 
 // importApereoServices registers the services of Apereo CAS JSON service
@@ -43,7 +52,7 @@ func importApereoServices(ctx context.Context, e *env, db *store.DB, paths []str
 	if err != nil {
 		return err
 	}
-	var svcs []apereoService
+	var svcs []*apereoService
 	var errs []string
 	for _, f := range files {
 		s, err := readApereoService(f)
@@ -51,13 +60,12 @@ func importApereoServices(ctx context.Context, e *env, db *store.DB, paths []str
 			errs = append(errs, err.Error())
 			continue
 		}
-		svcs = append(svcs, s)
+		svcs = append(svcs, &s)
 	}
 	// Validate the services and their ids (among themselves here, against
 	// the database below).
 	byID := map[string]string{}
-	var valid []store.CASService
-	var kept []apereoService
+	var kept []*apereoService
 	for _, s := range svcs {
 		if s.skip != "" {
 			continue
@@ -74,7 +82,7 @@ func importApereoServices(ctx context.Context, e *env, db *store.DB, paths []str
 		byID[svc.ID] = s.file
 		now := e.now()
 		svc.Source, svc.CreatedAt, svc.UpdatedAt = store.ClientFromCLI, now, now
-		valid = append(valid, svc)
+		s.svc = svc
 		kept = append(kept, s)
 	}
 	if len(errs) > 0 {
@@ -83,39 +91,36 @@ func importApereoServices(ctx context.Context, e *env, db *store.DB, paths []str
 
 	// What exists already: identical services are left alone, others are errors.
 	var added, unchanged int
-	states := make([]string, len(valid))
 	write := func(tx *store.DB) error {
-		added, unchanged = 0, 0
 		var errs []string
-		var todo []int
-		for i, svc := range valid {
-			old, err := tx.CASServiceByID(ctx, svc.ID)
+		var todo []*apereoService
+		for _, s := range kept {
+			old, err := tx.CASServiceByID(ctx, s.svc.ID)
 			switch {
 			case errors.Is(err, store.ErrNotFound):
-				todo = append(todo, i)
+				todo = append(todo, s)
 			case err != nil:
 				return err
-			case sameCASService(old, svc):
+			case sameCASService(old, s.svc):
+				s.unchanged = true
 				unchanged++
-				states[i] = "unchanged (exists already)"
 			default:
-				errs = append(errs, fmt.Sprintf("%s: a different CAS service %q exists already (see 'campusid cas-service show %s'): delete it, or change it with 'campusid cas-service update', and import again", kept[i].file, svc.ID, svc.ID))
+				errs = append(errs, fmt.Sprintf("%s: a different CAS service %q exists already (see 'campusid cas-service show %s'): delete it, or change it with 'campusid cas-service update', and import again", s.file, s.svc.ID, s.svc.ID))
 			}
 		}
 		if len(errs) > 0 {
 			return importFailed(errs)
 		}
+		added = len(todo)
 		if dryRun {
-			added = len(todo)
 			return nil
 		}
-		for _, i := range todo {
-			if err := tx.CreateCASService(ctx, valid[i]); errors.Is(err, store.ErrConflict) {
-				return importFailed([]string{fmt.Sprintf("%s: a CAS service %q was added meanwhile: run the import again", kept[i].file, valid[i].ID)})
+		for _, s := range todo {
+			if err := tx.CreateCASService(ctx, s.svc); errors.Is(err, store.ErrConflict) {
+				return importFailed([]string{fmt.Sprintf("%s: a CAS service %q was added meanwhile: run the import again", s.file, s.svc.ID)})
 			} else if err != nil {
 				return err
 			}
-			added++
 		}
 		return nil
 	}
@@ -129,10 +134,7 @@ func importApereoServices(ctx context.Context, e *env, db *store.DB, paths []str
 	}
 
 	// The report: one line per file, its warnings under it.
-	verb := "added"
-	if dryRun {
-		verb = "would be added"
-	}
+	verb := cond(dryRun, "would be added", "added")
 	nwarn, skipped, noLogout := 0, 0, 0
 	for _, s := range svcs {
 		if s.skip != "" {
@@ -140,15 +142,15 @@ func importApereoServices(ctx context.Context, e *env, db *store.DB, paths []str
 			fmt.Fprintf(e.stdout, "skipped %s: %s\n", s.file, s.skip)
 			continue
 		}
-		i := slices.IndexFunc(kept, func(k apereoService) bool { return k.file == s.file })
-		svc, state := valid[i], cond(states[i] != "", states[i], verb)
-		fmt.Fprintf(e.stdout, "CAS service %s %s: %q, %s %s, order %d, attributes %s%s%s (%s)\n", svc.ID, state, svc.Name, svc.Match,
-			svc.URLPattern, svc.Order, orNone(strings.Join(svc.Attributes, ",")), cond(svc.AllowProxy, ", proxy", ""),
+		svc := s.svc
+		fmt.Fprintf(e.stdout, "CAS service %s %s: %q, %s %s, order %d, attributes %s%s%s (%s)\n", svc.ID,
+			cond(s.unchanged, "unchanged (exists already)", verb), svc.Name, svc.Match, svc.URLPattern, svc.Order,
+			cmp.Or(strings.Join(svc.Attributes, ","), "none"), cond(svc.AllowProxy, ", proxy", ""),
 			cond(svc.LogoutURL != "", ", logout URL "+svc.LogoutURL, ""), filepath.Base(s.file))
 		for _, w := range s.warnings {
 			fmt.Fprintf(e.stdout, "  warning: %s\n", w)
-			nwarn++
 		}
+		nwarn += len(s.warnings)
 		if svc.LogoutURL == "" {
 			noLogout++
 		}
@@ -176,8 +178,6 @@ func cond(ok bool, a, b string) string {
 	return b
 }
 
-func orNone(s string) string { return cond(s == "", "none", s) }
-
 func sameCASService(a, b store.CASService) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.URLPattern == b.URLPattern && a.Match == b.Match &&
 		slices.Equal(a.Attributes, b.Attributes) && a.AllowProxy == b.AllowProxy && a.LogoutURL == b.LogoutURL &&
@@ -197,14 +197,14 @@ func apereoFiles(paths []string) ([]string, error) {
 			files = append(files, p)
 			continue
 		}
-		list, err := filepath.Glob(filepath.Join(p, "*.json"))
+		entries, err := os.ReadDir(p) // not Glob: the directory's name may hold [ * ?
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("cannot read %s: %w", p, err)
 		}
 		var found []string
-		for _, f := range list {
-			if fi, err := os.Stat(f); err == nil && !fi.IsDir() {
-				found = append(found, f)
+		for _, e := range entries {
+			if !e.IsDir() && strings.HasSuffix(e.Name(), ".json") {
+				found = append(found, filepath.Join(p, e.Name()))
 			}
 		}
 		if len(found) == 0 {
@@ -223,38 +223,64 @@ func apereoFiles(paths []string) ([]string, error) {
 	}), nil
 }
 
-// The service classes of Apereo CAS (org.apereo.cas.services, formerly
-// org.jasig.cas.services) that are CAS services.
-var apereoCASClasses = []string{"CasRegisteredService", "RegexRegisteredService"}
-
-// readApereoService reads and maps one registry file.
+// readApereoService reads and maps one registry file, section by section:
+// first what can be an error or a reason to skip the file (which ends the
+// mapping), then what can only be warned about.
 func readApereoService(file string) (apereoService, error) {
 	s := apereoService{file: file}
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return s, fmt.Errorf("cannot read %s: %w", file, err)
 	}
-	clean := lenientJSON(data)
-	dec := json.NewDecoder(bytes.NewReader(clean))
-	dec.UseNumber()
-	var raw any
-	if err := dec.Decode(&raw); err != nil {
-		where := ""
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			where = fmt.Sprintf(" at line %d", 1+bytes.Count(clean[:min(int(se.Offset), len(clean))], []byte("\n")))
+	m, err := decodeApereo(data)
+	for _, check := range []func(jobj) error{s.mapClass, s.mapAccess, s.mapNameID, s.mapServiceID, s.mapOrder} {
+		if err != nil || s.skip != "" {
+			break
 		}
-		return s, fmt.Errorf("%s: not JSON%s: %v (campusid reads JSON with comments and trailing commas; rewrite other Hjson syntax such as unquoted keys or strings as JSON)", file, where, err)
+		err = check(m)
 	}
-	m, ok := raw.(map[string]any)
+	if err != nil {
+		return s, fmt.Errorf("%s: %w", file, err)
+	}
+	if s.skip == "" {
+		s.spec.Attributes = s.released(m["attributeReleasePolicy"])
+		s.mapUsername(m)
+		s.mapProxy(m)
+		s.mapLogout(m)
+		s.mapRest(m)
+	}
+	return s, nil
+}
+
+// decodeApereo reads a registry file's one JSON object, with the comments
+// and trailing commas Apereo accepts.
+func decodeApereo(data []byte) (jobj, error) {
+	data = lenientJSON(data)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		where := ""
+		if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+			where = fmt.Sprintf(" at line %d", 1+bytes.Count(data[:min(int(se.Offset), len(data))], []byte("\n")))
+		}
+		return nil, fmt.Errorf("not JSON%s: %v (campusid reads JSON with comments and trailing commas; rewrite other Hjson syntax such as unquoted keys or strings as JSON)", where, err)
+	}
+	m, ok := v.(map[string]any)
 	if !ok {
-		return s, fmt.Errorf("%s: want one service (a JSON object) per file, as Apereo's JSON service registry keeps them", file)
+		return nil, errors.New("want one service (a JSON object) per file, as Apereo's JSON service registry keeps them")
 	}
-	class := str(m["@class"])
-	short := class[strings.LastIndex(class, ".")+1:]
-	switch {
-	case class == "":
-		return s, fmt.Errorf("%s: no \"@class\": is this an Apereo CAS service registry file?", file)
+	return m, nil
+}
+
+// The service classes of Apereo CAS (org.apereo.cas.services, formerly
+// org.jasig.cas.services) that are CAS services.
+var apereoCASClasses = []string{"CasRegisteredService", "RegexRegisteredService"}
+
+func (s *apereoService) mapClass(m jobj) error {
+	switch short := m.class(); {
+	case m.str("@class") == "":
+		return errors.New(`no "@class": is this an Apereo CAS service registry file?`)
 	case !slices.Contains(apereoCASClasses, short):
 		s.skip = fmt.Sprintf("%s is not a CAS service", short)
 		switch short {
@@ -263,144 +289,89 @@ func readApereoService(file string) (apereoService, error) {
 		case "SamlRegisteredService":
 			s.skip += " (campusid has no SAML)"
 		}
-		return s, nil
 	}
-	w := func(format string, args ...any) { s.warnings = append(s.warnings, fmt.Sprintf(format, args...)) }
+	return nil
+}
 
-	// Access strategy: a disabled service is not imported.
-	if as, ok := m["accessStrategy"].(map[string]any); ok {
-		if b, ok := as["enabled"].(bool); ok && !b {
-			s.skip = "disabled in Apereo (accessStrategy.enabled: false)"
-			return s, nil
-		}
-		if c := shortClass(as); c != "" && c != "DefaultRegisteredServiceAccessStrategy" {
-			w("accessStrategy %s not imported: campusid gives tickets to whoever signs in", c)
-		} else if len(unwrapMap(as["requiredAttributes"])) > 0 || len(unwrapMap(as["rejectedAttributes"])) > 0 {
-			w("accessStrategy required/rejected attributes not imported: campusid gives tickets to whoever signs in")
-		}
-		if b, ok := as["ssoEnabled"].(bool); ok && !b {
-			w("accessStrategy.ssoEnabled false not imported: single sign-on applies (the application may send renew=true)")
-		}
+// mapAccess: a disabled service is not imported, access rules are not kept.
+// (A key == false is a JSON false, not a missing key.)
+func (s *apereoService) mapAccess(m jobj) error {
+	as := m.obj("accessStrategy")
+	if as["enabled"] == false {
+		s.skip = "disabled in Apereo (accessStrategy.enabled: false)"
+		return nil
 	}
+	if c := as.class(); c != "" && c != "DefaultRegisteredServiceAccessStrategy" {
+		s.warn("accessStrategy %s not imported: campusid gives tickets to whoever signs in", c)
+	} else if len(as.obj("requiredAttributes").keys()) > 0 || len(as.obj("rejectedAttributes").keys()) > 0 {
+		s.warn("accessStrategy required/rejected attributes not imported: campusid gives tickets to whoever signs in")
+	}
+	if as["ssoEnabled"] == false {
+		s.warn("accessStrategy.ssoEnabled false not imported: single sign-on applies (the application may send renew=true)")
+	}
+	return nil
+}
 
-	// Name and id.
-	s.spec.Name = strings.TrimSpace(str(m["name"]))
-	num := str(m["id"])
+// mapNameID: the campusid id comes from the name and the numeric id.
+func (s *apereoService) mapNameID(m jobj) error {
+	s.spec.Name = strings.TrimSpace(m.str("name"))
+	num := m.str("id")
 	if num == "" {
 		// Apereo names the files Name-ID.json.
-		base := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
-		if i := strings.LastIndex(base, "-"); i >= 0 && isDigits(base[i+1:]) {
+		base := strings.TrimSuffix(filepath.Base(s.file), filepath.Ext(s.file))
+		if i := strings.LastIndex(base, "-"); i >= 0 {
 			num = base[i+1:]
 		}
 	}
 	if s.spec.Name == "" {
-		return s, fmt.Errorf("%s: no \"name\": add one to the file", file)
+		return errors.New(`no "name": add one to the file`)
 	}
-	if !isDigits(num) {
-		return s, fmt.Errorf("%s: no numeric \"id\": add one to the file (or name it Name-ID.json)", file)
+	if num == "" || strings.Trim(num, "0123456789") != "" {
+		return errors.New(`no numeric "id": add one to the file (or name it Name-ID.json)`)
 	}
 	s.spec.ID = apereoID(s.spec.Name, num)
-
-	// serviceId: a Java regex matched whole (campusid anchors it too), or
-	// with CAS 7's matchingStrategy, a partial regex or a literal.
-	sid := str(m["serviceId"])
-	if sid == "" {
-		return s, fmt.Errorf("%s: no \"serviceId\": add the service URL pattern to the file", file)
-	}
-	// Apereo compiles serviceId case-insensitively.
-	s.spec.URL, s.spec.Match = "(?i)"+sid, "regex"
-	if ms, ok := m["matchingStrategy"].(map[string]any); ok {
-		switch c := shortClass(ms); c {
-		case "", "FullRegexRegisteredServiceMatchingStrategy":
-		case "PartialRegexRegisteredServiceMatchingStrategy":
-			s.skip = fmt.Sprintf("serviceId %q is matched partially (anywhere in the URL), which cannot say which hosts it accepts: write it as a whole-URL pattern and register it with 'campusid cas-service add --match regex'", sid)
-			return s, nil
-		case "LiteralRegisteredServiceMatchingStrategy":
-			s.spec.Match = "exact"
-			if b, _ := ms["caseInsensitive"].(bool); b {
-				w("literal serviceId compared case-insensitively by Apereo: campusid ignores case in the scheme and host only")
-			}
-		default:
-			return s, fmt.Errorf("%s: matchingStrategy %s: campusid does not know it; register the service with 'campusid cas-service add' and leave this file out", file, c)
-		}
-	}
-	if s.spec.Match == "regex" {
-		if _, err := regexp.Compile(`^(?:` + s.spec.URL + `)$`); err != nil {
-			return s, fmt.Errorf("%s: serviceId %q is a Java regular expression Go cannot run (no look-around, back-references, possessive quantifiers or \\Z): %v; rewrite it without them in the file (or register the service with 'campusid cas-service add') and import again", file, sid, err)
-		}
-		if cas.AnyHost(s.spec.URL) {
-			s.skip = fmt.Sprintf("serviceId %q accepts any site, which campusid refuses (every application anywhere could get tickets): register the applications it stood for with 'campusid cas-service add'", sid)
-			return s, nil
-		}
-	}
-
-	// Attributes.
-	s.spec.Attributes = apereoAttributes(m["attributeReleasePolicy"], w)
-
-	// Evaluation order: the same meaning (the lowest answers first).
-	if o := str(m["evaluationOrder"]); o != "" {
-		n, err := strconv.Atoi(o)
-		if err != nil {
-			return s, fmt.Errorf("%s: evaluationOrder %q is not a whole number: fix it in the file", file, o)
-		}
-		s.spec.Order = n
-	}
-
-	// The user name: campusid always sends the identifier.
-	if up, ok := m["usernameAttributeProvider"].(map[string]any); ok {
-		if c := shortClass(up); c != "" && c != "DefaultRegisteredServiceUsernameProvider" {
-			attr := str(up["usernameAttribute"])
-			w("usernameAttributeProvider %s%s not imported: campusid sends the campusid identifier as the user", c,
-				cond(attr != "", " ("+attr+")", ""))
-		}
-	}
-
-	// Proxy.
-	if pp, ok := m["proxyPolicy"].(map[string]any); ok {
-		switch c := shortClass(pp); c {
-		case "RegexMatchingRegisteredServiceProxyPolicy":
-			s.spec.Proxy = true
-			w("proxy allowed: campusid requires the pgtUrl to be https and to match this service's own serviceId (Apereo's pattern %s is not used)", str(pp["pattern"]))
-		case "", "RefuseRegisteredServiceProxyPolicy":
-		default:
-			w("proxyPolicy %s not understood: no proxy ('campusid cas-service update %s --proxy' allows it)", c, s.spec.ID)
-		}
-	}
-
-	// Single logout.
-	lu, lt := str(m["logoutUrl"]), strings.ToUpper(str(m["logoutType"]))
-	switch lt {
-	case "", "BACK_CHANNEL":
-		s.spec.LogoutURL = lu
-	case "FRONT_CHANNEL":
-		w("logoutType FRONT_CHANNEL: campusid has back-channel single logout only; no logout URL registered (if the application accepts back-channel requests: 'campusid cas-service update %s --logout-url URL')", s.spec.ID)
-	case "NONE":
-		if lu != "" {
-			w("logoutType NONE: logoutUrl %s not registered", lu)
-		}
-	default:
-		w("logoutType %s not understood: no logout URL registered", lt)
-	}
-
-	// The rest.
-	if rt := strings.ToUpper(str(m["responseType"])); rt != "" && rt != "REDIRECT" {
-		w("responseType %s not imported: campusid redirects with the ticket unless the application asks method=POST", rt)
-	}
-	for _, k := range []string{"multifactorPolicy", "authenticationPolicy", "expirationPolicy", "ticketGrantingTicketExpirationPolicy",
-		"serviceTicketExpirationPolicy", "proxyGrantingTicketExpirationPolicy", "proxyTicketExpirationPolicy", "requiredHandlers",
-		"publicKey", "contacts", "acceptableUsagePolicy", "webflowInterruptPolicy"} {
-		if v, ok := m[k]; ok && !emptyValue(v) {
-			w("%s not imported (campusid has no per-service setting for it)", k)
-		}
-	}
-	return s, nil
+	return nil
 }
 
-// apereoAttributes maps an attributeReleasePolicy to the attributes
-// campusid releases; warn reports what is left out.
-func apereoAttributes(v any, warn func(string, ...any)) []string {
-	p, ok := v.(map[string]any)
-	if !ok {
+// mapServiceID: serviceId is a Java regex matched whole (campusid anchors
+// it too), or with CAS 7's matchingStrategy, a partial regex or a literal.
+func (s *apereoService) mapServiceID(m jobj) error {
+	sid := m.str("serviceId")
+	if sid == "" {
+		return errors.New(`no "serviceId": add the service URL pattern to the file`)
+	}
+	s.spec.URL, s.spec.Match = sid, "regex"
+	switch ms := m.obj("matchingStrategy"); ms.class() {
+	case "", "FullRegexRegisteredServiceMatchingStrategy":
+	case "PartialRegexRegisteredServiceMatchingStrategy":
+		s.skip = fmt.Sprintf("serviceId %q is matched partially (anywhere in the URL), which cannot say which hosts it accepts: write it as a whole-URL pattern and register it with 'campusid cas-service add --match regex'", sid)
+		return nil
+	case "LiteralRegisteredServiceMatchingStrategy":
+		s.spec.Match = "exact"
+		if ms["caseInsensitive"] == true {
+			s.warn("literal serviceId compared case-insensitively by Apereo: campusid ignores case in the scheme and host only")
+		}
+		return nil
+	default:
+		return fmt.Errorf("matchingStrategy %s: campusid does not know it; register the service with 'campusid cas-service add' and leave this file out", ms.class())
+	}
+	// Apereo compiles serviceId case-insensitively. The pattern is checked
+	// alone, as registration does (wrapped, ")|(" would pass).
+	s.spec.URL = "(?i)" + sid
+	if _, err := regexp.Compile(sid); err != nil {
+		return fmt.Errorf("serviceId %q is a Java regular expression Go cannot run (no look-around, back-references, possessive quantifiers or \\Z): %v; rewrite it without them in the file (or register the service with 'campusid cas-service add') and import again", sid, err)
+	}
+	if cas.AnyHost(s.spec.URL) {
+		s.skip = fmt.Sprintf("serviceId %q accepts any site, which campusid refuses (every application anywhere could get tickets): register the applications it stood for with 'campusid cas-service add'", sid)
+	}
+	return nil
+}
+
+// released maps an attributeReleasePolicy to the attributes campusid
+// releases, and warns about what it leaves out.
+func (s *apereoService) released(v any) []string {
+	p := asObj(v)
+	if p == nil {
 		return nil // Apereo's default policy releases nothing
 	}
 	var names []string
@@ -412,122 +383,138 @@ func apereoAttributes(v any, warn func(string, ...any)) []string {
 			return
 		}
 		hint := ""
-		for _, a := range cas.Attributes {
-			if strings.EqualFold(a, name) {
-				hint = fmt.Sprintf(" (campusid has %q)", a)
-			}
+		if i := slices.IndexFunc(cas.Attributes, func(a string) bool { return strings.EqualFold(a, name) }); i >= 0 {
+			hint = fmt.Sprintf(" (campusid has %q)", cas.Attributes[i])
 		}
-		warn("attribute %q not released: campusid does not have it%s; it releases %s", name, hint, strings.Join(cas.Attributes, ", "))
+		s.warn("attribute %q not released: campusid does not have it%s; it releases %s", name, hint, strings.Join(cas.Attributes, ", "))
 	}
-	if b, _ := p["authorizedToReleaseCredentialPassword"].(bool); b {
-		warn("authorizedToReleaseCredentialPassword not imported: campusid never releases the password")
+	if p["authorizedToReleaseCredentialPassword"] == true {
+		s.warn("authorizedToReleaseCredentialPassword not imported: campusid never releases the password")
 	}
-	if b, _ := p["authorizedToReleaseProxyGrantingTicket"].(bool); b {
-		warn("authorizedToReleaseProxyGrantingTicket not imported: campusid does not release the proxy-granting ticket as an attribute")
+	if p["authorizedToReleaseProxyGrantingTicket"] == true {
+		s.warn("authorizedToReleaseProxyGrantingTicket not imported: campusid does not release the proxy-granting ticket as an attribute")
 	}
-	switch c := shortClass(p); c {
+	switch c := p.class(); c {
 	case "ReturnAllowedAttributeReleasePolicy":
-		for _, a := range unwrapList(p["allowedAttributes"]) {
-			keep(str(a))
+		for _, a := range jstrs(p["allowedAttributes"]) {
+			keep(a)
 		}
 	case "ReturnAllAttributeReleasePolicy":
+		excluded := jstrs(p["excludedAttributes"])
 		for _, a := range cas.Attributes {
-			if !slices.ContainsFunc(unwrapList(p["excludedAttributes"]), func(x any) bool { return str(x) == a }) {
-				names = append(names, a)
+			if !slices.Contains(excluded, a) {
+				keep(a)
 			}
 		}
 	case "ReturnMappedAttributeReleasePolicy":
-		m := unwrapMap(p["allowedAttributes"])
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			var targets []string
-			if l := unwrapList(m[k]); l != nil {
-				for _, t := range l {
-					targets = append(targets, str(t))
-				}
-			} else {
-				targets = []string{str(m[k])}
+		m := p.obj("allowedAttributes")
+		for _, k := range m.keys() {
+			targets := jstrs(m[k])
+			if _, ok := m[k].([]any); !ok {
+				targets = []string{jstr(m[k])}
 			}
-			renamed := slices.ContainsFunc(targets, func(t string) bool { return t != k })
-			if !slices.Contains(cas.Attributes, k) {
-				keep(k) // the warning
-				continue
-			}
-			if renamed {
-				warn("attribute %q released by Apereo as %s: campusid releases it as %q (it does not rename attributes)", k, strings.Join(targets, ", "), k)
+			if slices.Contains(cas.Attributes, k) && slices.ContainsFunc(targets, func(t string) bool { return t != k }) {
+				s.warn("attribute %q released by Apereo as %s: campusid releases it as %q (it does not rename attributes)", k, strings.Join(targets, ", "), k)
 			}
 			keep(k)
 		}
 	case "DenyAllAttributeReleasePolicy":
 	case "ChainingAttributeReleasePolicy":
-		for _, sub := range unwrapList(p["policies"]) {
-			for _, a := range apereoAttributes(sub, warn) {
-				if !slices.Contains(names, a) {
-					names = append(names, a)
-				}
+		for _, sub := range jlist(p["policies"]) {
+			for _, a := range s.released(sub) {
+				keep(a)
 			}
 		}
 	default:
-		warn("attributeReleasePolicy %s not understood: no attributes released ('campusid cas-service update ID --attributes ...')", c)
+		s.warn("attributeReleasePolicy %s not understood: no attributes released ('campusid cas-service update ID --attributes ...')", c)
 	}
 	return names
 }
 
-// shortClass is the class name of a Jackson object, without its package.
-func shortClass(m map[string]any) string {
-	c := str(m["@class"])
+// mapOrder: Apereo's evaluationOrder has campusid's meaning (the lowest
+// answers first).
+func (s *apereoService) mapOrder(m jobj) (err error) {
+	if o := m.str("evaluationOrder"); o != "" {
+		if s.spec.Order, err = strconv.Atoi(o); err != nil {
+			return fmt.Errorf("evaluationOrder %q is not a whole number: fix it in the file", o)
+		}
+	}
+	return nil
+}
+
+// mapUsername: campusid always sends the identifier as the user.
+func (s *apereoService) mapUsername(m jobj) {
+	up := m.obj("usernameAttributeProvider")
+	if c := up.class(); c != "" && c != "DefaultRegisteredServiceUsernameProvider" {
+		attr := up.str("usernameAttribute")
+		s.warn("usernameAttributeProvider %s%s not imported: campusid sends the campusid identifier as the user", c,
+			cond(attr != "", " ("+attr+")", ""))
+	}
+}
+
+func (s *apereoService) mapProxy(m jobj) {
+	switch pp := m.obj("proxyPolicy"); pp.class() {
+	case "RegexMatchingRegisteredServiceProxyPolicy":
+		s.spec.Proxy = true
+		s.warn("proxy allowed: campusid requires the pgtUrl to be https and to match this service's own serviceId (Apereo's pattern %s is not used)", pp.str("pattern"))
+	case "", "RefuseRegisteredServiceProxyPolicy":
+	default:
+		s.warn("proxyPolicy %s not understood: no proxy ('campusid cas-service update %s --proxy' allows it)", pp.class(), s.spec.ID)
+	}
+}
+
+// mapLogout: campusid has back-channel single logout only.
+func (s *apereoService) mapLogout(m jobj) {
+	switch lu, lt := m.str("logoutUrl"), strings.ToUpper(m.str("logoutType")); lt {
+	case "", "BACK_CHANNEL":
+		s.spec.LogoutURL = lu
+	case "FRONT_CHANNEL":
+		s.warn("logoutType FRONT_CHANNEL: campusid has back-channel single logout only; no logout URL registered (if the application accepts back-channel requests: 'campusid cas-service update %s --logout-url URL')", s.spec.ID)
+	case "NONE":
+		if lu != "" {
+			s.warn("logoutType NONE: logoutUrl %s not registered", lu)
+		}
+	default:
+		s.warn("logoutType %s not understood: no logout URL registered", lt)
+	}
+}
+
+// The settings campusid has no per-service equivalent of.
+var apereoUnsupported = []string{"multifactorPolicy", "authenticationPolicy", "expirationPolicy", "ticketGrantingTicketExpirationPolicy",
+	"serviceTicketExpirationPolicy", "proxyGrantingTicketExpirationPolicy", "proxyTicketExpirationPolicy", "requiredHandlers",
+	"publicKey", "contacts", "acceptableUsagePolicy", "webflowInterruptPolicy"}
+
+func (s *apereoService) mapRest(m jobj) {
+	if rt := strings.ToUpper(m.str("responseType")); rt != "" && rt != "REDIRECT" {
+		s.warn("responseType %s not imported: campusid redirects with the ticket unless the application asks method=POST", rt)
+	}
+	for _, k := range apereoUnsupported {
+		if !emptyValue(m[k]) {
+			s.warn("%s not imported (campusid has no per-service setting for it)", k)
+		}
+	}
+}
+
+// jobj is a JSON object as decoded (numbers as json.Number). Reading a
+// missing key, or one of another type, gives the zero value.
+type jobj map[string]any
+
+func asObj(v any) jobj {
+	m, _ := v.(map[string]any)
+	return m
+}
+
+func (o jobj) obj(k string) jobj   { return asObj(o[k]) }
+func (o jobj) str(k string) string { return jstr(o[k]) }
+
+// class is the class name of a Jackson object, without its package.
+func (o jobj) class() string {
+	c := o.str("@class")
 	return c[strings.LastIndex(c, ".")+1:]
 }
 
-// unwrapList reads a list written plainly or in Jackson's typed form
-// ["java.util.ArrayList", [...]]; nil when v is not a list.
-func unwrapList(v any) []any {
-	l, ok := v.([]any)
-	if !ok {
-		return nil
-	}
-	if len(l) == 2 {
-		if c, ok := l[0].(string); ok && strings.HasPrefix(c, "java.") {
-			if inner, ok := l[1].([]any); ok {
-				return inner
-			}
-		}
-	}
-	return l
-}
-
-// unwrapMap reads a map, without Jackson's "@class" key.
-func unwrapMap(v any) map[string]any {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil
-	}
-	out := map[string]any{}
-	for k, x := range m {
-		if k != "@class" {
-			out[k] = x
-		}
-	}
-	return out
-}
-
-func emptyValue(v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return true
-	case map[string]any:
-		return len(unwrapMap(x)) == 0
-	case []any:
-		return len(unwrapList(x)) == 0
-	}
-	return false
-}
-
-func str(v any) string {
+// jstr reads a string or a number as text.
+func jstr(v any) string {
 	switch x := v.(type) {
 	case string:
 		return x
@@ -537,8 +524,42 @@ func str(v any) string {
 	return ""
 }
 
-func isDigits(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789") == ""
+// jlist reads a list written plainly or in Jackson's typed form
+// ["java.util.ArrayList", [...]]; nil when v is not a list.
+func jlist(v any) []any {
+	l, _ := v.([]any)
+	if len(l) == 2 {
+		c, _ := l[0].(string)
+		if inner, ok := l[1].([]any); ok && strings.HasPrefix(c, "java.") {
+			return inner
+		}
+	}
+	return l
+}
+
+// jstrs reads a list's elements as text.
+func jstrs(v any) []string {
+	var out []string
+	for _, x := range jlist(v) {
+		out = append(out, jstr(x))
+	}
+	return out
+}
+
+// keys lists the keys in order, without Jackson's "@class".
+func (o jobj) keys() []string {
+	return slices.DeleteFunc(slices.Sorted(maps.Keys(o)), func(k string) bool { return k == "@class" })
+}
+
+// emptyValue: null, or an object or a list with nothing in it.
+func emptyValue(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		return len(jobj(x).keys()) == 0
+	case []any:
+		return len(jlist(x)) == 0
+	}
+	return v == nil
 }
 
 // apereoID makes a campusid id from an Apereo service's name and numeric
@@ -569,59 +590,47 @@ func apereoID(name, num string) string {
 	return slug + "-" + num
 }
 
-// lenientJSON removes what Apereo's lenient parser (Hjson) accepts and
-// encoding/json does not: comments (//, /* */ and #) outside strings, a
-// byte order mark, and commas before a closing bracket. Line breaks are
-// kept, so that error positions still point at the right line.
+// lenientJSON blanks out what Apereo's lenient parser (Hjson) accepts and
+// encoding/json does not: comments (//, /* */ and #) outside strings and
+// commas before a closing bracket; it drops a byte order mark. Every other
+// byte stays in place, so that error positions still point at the right line.
 func lenientJSON(in []byte) []byte {
-	in = bytes.TrimPrefix(in, []byte("\xef\xbb\xbf"))
-	out := make([]byte, 0, len(in))
-	inStr := false
-	for i := 0; i < len(in); i++ {
-		c := in[i]
-		if inStr {
-			out = append(out, c)
-			if c == '\\' && i+1 < len(in) {
-				i++
-				out = append(out, in[i])
-			} else if c == '"' {
-				inStr = false
+	out := bytes.Clone(bytes.TrimPrefix(in, []byte("\xef\xbb\xbf")))
+	blank := func(from, to int) {
+		for ; from < to; from++ {
+			if out[from] != '\n' {
+				out[from] = ' '
 			}
-			continue
 		}
+	}
+	for i := 0; i < len(out); i++ {
+		rest := out[i:]
 		switch {
-		case c == '"':
-			inStr = true
-			out = append(out, c)
-		case c == '#' || (c == '/' && i+1 < len(in) && in[i+1] == '/'):
-			for i < len(in) && in[i] != '\n' {
-				i++
-			}
-			if i < len(in) {
-				out = append(out, '\n')
-			}
-		case c == '/' && i+1 < len(in) && in[i+1] == '*':
-			i += 2
-			for i < len(in) && !(in[i] == '*' && i+1 < len(in) && in[i+1] == '/') {
-				if in[i] == '\n' {
-					out = append(out, '\n')
+		case rest[0] == '"':
+			for i++; i < len(out) && out[i] != '"'; i++ {
+				if out[i] == '\\' {
+					i++
 				}
-				i++
 			}
-			i++ // the '/'
-			out = append(out, ' ')
-		case c == '}' || c == ']':
-			// Drop a trailing comma (and keep what follows it).
-			j := len(out) - 1
-			for j >= 0 && (out[j] == ' ' || out[j] == '\t' || out[j] == '\n' || out[j] == '\r') {
-				j--
+		case rest[0] == '#' || bytes.HasPrefix(rest, []byte("//")):
+			n := bytes.IndexByte(rest, '\n')
+			if n < 0 {
+				n = len(rest)
 			}
-			if j >= 0 && out[j] == ',' {
-				out = append(out[:j], out[j+1:]...)
+			blank(i, i+n)
+			i += n - 1
+		case bytes.HasPrefix(rest, []byte("/*")):
+			n := bytes.Index(rest[2:], []byte("*/")) + 4
+			if n < 4 {
+				n = len(rest) // to the end of the file
 			}
-			out = append(out, c)
-		default:
-			out = append(out, c)
+			blank(i, i+n)
+			i += n - 1
+		case rest[0] == '}' || rest[0] == ']':
+			// A trailing comma: the last thing before the bracket.
+			if j := len(bytes.TrimRight(out[:i], " \t\r\n")) - 1; j >= 0 && out[j] == ',' {
+				out[j] = ' '
+			}
 		}
 	}
 	return out

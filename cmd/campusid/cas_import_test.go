@@ -189,10 +189,32 @@ func TestCASImportFiles(t *testing.T) {
 		{"NoClass-2.json", `{"serviceId": "^https://a\\.example/.*", "name": "A", "id": 2}`, `no "@class"`},
 		{"NoService-3.json", `{"@class": "org.apereo.cas.services.CasRegisteredService", "name": "A", "id": 3}`, `no "serviceId"`},
 		{"Array-4.json", `[]`, "want one service (a JSON object) per file"},
+		{"Crafted-5.json", `{"@class": "org.apereo.cas.services.CasRegisteredService", "serviceId": ")|(", "name": "A", "id": 5}`,
+			"a Java regular expression Go cannot run"},
 	} {
 		if _, err := readApereoService(write(tc.name, tc.body)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
+	}
+	// A literal serviceId becomes an exact service, as it is.
+	lit, err := readApereoService(write("Literal-6.json", `{"@class": "org.apereo.cas.services.CasRegisteredService",
+		"serviceId": "https://app.example/login", "name": "Lit", "id": 6,
+		"matchingStrategy": {"@class": "org.apereo.cas.services.LiteralRegisteredServiceMatchingStrategy"}}`))
+	if err != nil || lit.spec.Match != "exact" || lit.spec.URL != "https://app.example/login" {
+		t.Errorf("literal: %+v %v", lit.spec, err)
+	} else if _, err := lit.spec.Service(); err != nil {
+		t.Errorf("literal service refused: %v", err)
+	}
+	// A directory whose name looks like a pattern is read as a directory.
+	odd := filepath.Join(t.TempDir(), "reg[1]")
+	if err := os.Mkdir(odd, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(odd, "A-1.json"), []byte(`{}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if files, err := apereoFiles([]string{odd}); err != nil || len(files) != 1 {
+		t.Errorf("directory %s: %v %v", odd, files, err)
 	}
 	// The id from the file name; a disabled service and one matching
 	// every site.
@@ -206,6 +228,21 @@ func TestCASImportFiles(t *testing.T) {
 		"accessStrategy": {"@class": "org.apereo.cas.services.DefaultRegisteredServiceAccessStrategy", "enabled": false}}`))
 	if err != nil || !strings.Contains(s.skip, "disabled") {
 		t.Errorf("disabled: %+v %v", s, err)
+	}
+	// Jackson's typed lists and maps, policies in a chain; the line of a
+	// syntax error counts the comments before it.
+	s, err = readApereoService(write("Chain-8.json", `{"@class": "org.apereo.cas.services.CasRegisteredService",
+		"serviceId": "^https://c\\.example/.*", "name": "Chain", "id": 8,
+		"attributeReleasePolicy": {"@class": "org.apereo.cas.services.ChainingAttributeReleasePolicy", "policies": ["java.util.ArrayList", [
+			{"@class": "org.apereo.cas.services.ReturnAllowedAttributeReleasePolicy", "allowedAttributes": ["java.util.ArrayList", ["uid", "UID"]]},
+			{"@class": "org.apereo.cas.services.ReturnMappedAttributeReleasePolicy",
+				"allowedAttributes": {"@class": "java.util.TreeMap", "sn": ["java.util.ArrayList", ["sn", "surname"]], "uid": "uid"}}]]}}`))
+	if err != nil || !slices.Equal(s.spec.Attributes, []string{"uid", "sn"}) || len(s.warnings) != 2 ||
+		!strings.Contains(s.warnings[0], `(campusid has "uid")`) || !strings.Contains(s.warnings[1], `"sn" released by Apereo as sn, surname`) {
+		t.Errorf("chain: %+v %v", s, err)
+	}
+	if _, err := readApereoService(write("Late-9.json", "/* a\n b */ # c\n{\n\"name\": x}")); err == nil || !strings.Contains(err.Error(), "not JSON at line 4") {
+		t.Errorf("error line: %v", err)
 	}
 	if _, err := apereoFiles([]string{t.TempDir()}); err == nil || !strings.Contains(err.Error(), "no .json file") {
 		t.Errorf("empty directory: %v", err)
