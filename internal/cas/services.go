@@ -50,9 +50,10 @@ func (s ServiceSpec) Service() (store.CASService, error) {
 	}
 	switch s.Match {
 	case "exact", "prefix":
-		u, err := url.Parse(s.URL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("url: want an absolute http(s) URL, got %q", s.URL))
+		// What Normalize refuses could never match: say so now.
+		if _, ok := Normalize(s.URL); !ok {
+			errs = append(errs, fmt.Errorf("url: want an absolute http(s) URL with a plain ASCII host and no user name, "+
+				"backslash, dot segment or encoded slash, got %q", s.URL))
 		}
 	case "regex":
 		if s.URL == "" {

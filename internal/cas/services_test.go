@@ -92,6 +92,11 @@ func TestServiceSpec(t *testing.T) {
 	if _, err := good.Service(); err != nil {
 		t.Fatal(err)
 	}
+	for _, u := range []string{"https://app.example/a/../b", "https://user@app.example/", "ftp://app.example/", "https://ént.example/"} {
+		if _, err := (ServiceSpec{ID: "x", Name: "X", URL: u, Match: "prefix"}).Service(); err == nil {
+			t.Errorf("prefix %q, which could never match, was accepted", u)
+		}
+	}
 	bad := ServiceSpec{ID: "-x", Name: " ", URL: "(", Match: "regex", Attributes: []string{"cn"}, LogoutURL: "ftp://x"}
 	_, err := bad.Service()
 	for _, want := range []string{"id:", "name:", "url:", "attributes: unknown \"cn\"", "logout-url:"} {
