@@ -304,14 +304,47 @@ func AnyHost(pattern string) bool {
 	if re == nil {
 		return false
 	}
+	rests := append([]string{"/", "/x/y?z=1"}, literalPaths(pattern)...)
 	for _, h := range probeHosts {
-		for _, rest := range []string{"/", "/x/y?z=1"} {
+		for _, rest := range rests {
 			if re.MatchString("https://"+h+rest) || re.MatchString("http://"+h+rest) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// literalPaths returns the runs of literal text of a pattern that start
+// with '/' (its escapes undone), each with and without a trailing "x", so
+// that a pattern pinning a path but not a host
+// (^https?://.*/claExternalID/associate/.*) is caught at registration.
+func literalPaths(pattern string) []string {
+	var out []string
+	var run strings.Builder
+	flush := func() {
+		if r := run.String(); strings.HasPrefix(r, "/") && r != "/" {
+			out = append(out, r, r+"x")
+		}
+		run.Reset()
+	}
+	for i := 0; i < len(pattern); i++ {
+		c := pattern[i]
+		switch {
+		case c == '\\' && i+1 < len(pattern) && strings.IndexByte(`./-_?+*()[]{}|^$`, pattern[i+1]) >= 0:
+			i++
+			run.WriteByte(pattern[i])
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("/-_~=&%,;:@", c) >= 0:
+			if c == '/' && run.Len() > 0 && !strings.HasPrefix(run.String(), "/") {
+				run.Reset() // the path starts at the first '/' of the run
+			}
+			run.WriteByte(c)
+		default:
+			flush()
+		}
+	}
+	flush()
+	return out
 }
 
 // regexps caches the anchored form of each regex pattern (nil: invalid):

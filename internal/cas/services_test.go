@@ -92,6 +92,16 @@ func TestServiceSpec(t *testing.T) {
 	if _, err := good.Service(); err != nil {
 		t.Fatal(err)
 	}
+	for _, p := range []string{`^https?://.*/claExternalID/associate/.*`, `https://.*/cas/login`, `https://[^/]+/app/.*`} {
+		if _, err := (ServiceSpec{ID: "x", Name: "X", URL: p, Match: "regex"}).Service(); err == nil || !strings.Contains(err.Error(), "accepts any site") {
+			t.Errorf("pattern %q pins a path but no host: %v", p, err)
+		}
+	}
+	for _, p := range []string{`https://.*\.univ\.example/.*`, `^https://ent\.univ\.example/cas/login`, `https://(www\.)?app\.example/x/.*`} {
+		if _, err := (ServiceSpec{ID: "x", Name: "X", URL: p, Match: "regex"}).Service(); err != nil {
+			t.Errorf("pattern %q refused: %v", p, err)
+		}
+	}
 	for _, u := range []string{"https://app.example/a/../b", "https://user@app.example/", "ftp://app.example/", "https://ént.example/"} {
 		if _, err := (ServiceSpec{ID: "x", Name: "X", URL: u, Match: "prefix"}).Service(); err == nil {
 			t.Errorf("prefix %q, which could never match, was accepted", u)
