@@ -21,7 +21,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,29 +40,11 @@ import (
 // phpCASApp is the PHP application: PHP's built-in server on
 // 127.0.0.1:PORT serving a copy of testdata/phpcas.
 type phpCASApp struct {
-	base    string // http://127.0.0.1:PORT, phpCAS's service base URL
-	URL     string // base + "/", the registered service URL
-	sessDir string // session.save_path
-	logFile string // phpCAS's debug log
-	out     *phpOutput
-}
-
-// phpOutput collects the PHP server's output for failure messages.
-type phpOutput struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *phpOutput) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *phpOutput) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	base    string      // http://127.0.0.1:PORT, phpCAS's service base URL
+	URL     string      // base + "/", the registered service URL
+	sessDir string      // session.save_path
+	logFile string      // phpCAS's debug log
+	out     *syncBuffer // the PHP server's output, for failure messages
 }
 
 // phpBinary returns the PHP interpreter for the test: CAMPUSID_TEST_PHP, or
@@ -136,7 +117,7 @@ func startPhpCASApp(t *testing.T, n *node, php string) *phpCASApp {
 		}
 	}
 
-	a := &phpCASApp{sessDir: sessDir, logFile: filepath.Join(tmp, "phpCAS.log"), out: &phpOutput{}}
+	a := &phpCASApp{sessDir: sessDir, logFile: filepath.Join(tmp, "phpCAS.log"), out: &syncBuffer{}}
 	cmd := exec.Command(php,
 		"-d", "session.save_path="+sessDir,
 		"-d", "session.gc_probability=0",
@@ -386,32 +367,27 @@ func TestInteropPhpCAS(t *testing.T) {
 	}
 	checkSignedIn("CAS 3.0 page again", phpCASPage(t, "CAS 3.0 page again", p), tk3, "/cas/p3/serviceValidate", "true", signedInAt)
 
-	// A CAS 2.0 page (its own PHP session): a ticket at once from campusid's
-	// session, validated at /cas/serviceValidate, with the same attributes.
-	p, visited = casNavigate(b, cas2)
-	wantPhpToCAS(t, "CAS 2.0 page", n, cas2, false, visited)
-	if len(visited) != 4 {
-		t.Fatalf("CAS 2.0 page: want the page, /cas/login, the page with a ticket and without; visited %q", visited)
+	// Another page with its own PHP session gets a ticket at once from
+	// campusid's session (no sign-in page), validated at endpoint.
+	silentSignIn := func(what, page, pageName, endpoint string) string {
+		t.Helper()
+		p, visited := casNavigate(b, page)
+		wantPhpToCAS(t, what, n, page, pageName == "gateway", visited)
+		if len(visited) != 4 {
+			t.Fatalf("%s: want the page, /cas/login, the page with a ticket and without; visited %q", what, visited)
+		}
+		tk := wantPhpTicketRoundTrip(t, what, page, visited)
+		v := phpCASPage(t, what, p)
+		if v.Page != pageName {
+			t.Fatalf("%s: page %q", what, v.Page)
+		}
+		checkSignedIn(what, v, tk, endpoint, "false", signedInAt)
+		return tk
 	}
-	tk2 := wantPhpTicketRoundTrip(t, "CAS 2.0 page", cas2, visited)
-	v = phpCASPage(t, "CAS 2.0 page", p)
-	if v.Page != "cas2" {
-		t.Fatalf("CAS 2.0 page: page %q", v.Page)
-	}
-	checkSignedIn("CAS 2.0 page", v, tk2, "/cas/serviceValidate", "false", signedInAt)
-
+	// CAS 2.0: validated at /cas/serviceValidate, with the same attributes.
+	tk2 := silentSignIn("CAS 2.0 page", cas2, "cas2", "/cas/serviceValidate")
 	// The gateway with a campusid session: signed in without a sign-in page.
-	p, visited = casNavigate(b, gateway)
-	wantPhpToCAS(t, "gateway with a session", n, gateway, true, visited)
-	if len(visited) != 4 {
-		t.Fatalf("gateway with a session: want the page, /cas/login, the page with a ticket and without; visited %q", visited)
-	}
-	tkGW := wantPhpTicketRoundTrip(t, "gateway with a session", gateway, visited)
-	v = phpCASPage(t, "gateway with a session", p)
-	if v.Page != "gateway" {
-		t.Fatalf("gateway with a session: page %q", v.Page)
-	}
-	checkSignedIn("gateway with a session", v, tkGW, "/cas/p3/serviceValidate", "false", signedInAt)
+	tkGW := silentSignIn("gateway with a session", gateway, "gateway", "/cas/p3/serviceValidate")
 	if ds, err := n.srv.db.ListDeliveries(context.Background(), cas.DeliveryKindLogout); err != nil || len(ds) != 0 {
 		t.Fatalf("CAS logout deliveries before any logout: %v %+v", err, ds)
 	}
