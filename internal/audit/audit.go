@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"campusid/internal/store"
 	"campusid/internal/web"
@@ -42,6 +43,11 @@ func (a *Log) Record(ctx context.Context, db *store.DB, e store.AuditEvent) erro
 	if e.Actor == "" {
 		e.Actor = "self"
 	}
+	// Details may quote what a caller sent (a service URL): bounded here,
+	// once for every event.
+	for k, v := range e.Details {
+		e.Details[k] = bound(v)
+	}
 	attrs := []slog.Attr{slog.String("event", e.Type), slog.String("account_id", e.AccountID),
 		slog.String("actor", e.Actor), slog.String("client_ip", e.IP), slog.String("request_id", e.RequestID)}
 	for k, v := range e.Details {
@@ -49,4 +55,18 @@ func (a *Log) Record(ctx context.Context, db *store.DB, e store.AuditEvent) erro
 	}
 	a.Log.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
 	return db.InsertAudit(ctx, e)
+}
+
+// maxDetail bounds one detail value, in bytes.
+const maxDetail = 512
+
+func bound(v string) string {
+	if len(v) <= maxDetail {
+		return v
+	}
+	cut := maxDetail
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return v[:cut] + "…"
 }

@@ -195,7 +195,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	svc, norm, err := FindService(ctx, h.DB, service)
 	if errors.Is(err, store.ErrNotFound) {
-		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.unknown_service", Details: map[string]string{"service": clip(service)}})
+		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.unknown_service", Details: map[string]string{"service": service}})
 		return errUnknownService
 	} else if err != nil {
 		return err
@@ -240,14 +240,6 @@ func destination(raw, norm string) string {
 		return norm + raw[i:]
 	}
 	return norm
-}
-
-// clip bounds what a caller wrote before it goes in the audit log.
-func clip(s string) string {
-	if len(s) > 200 {
-		return s[:200] + "..."
-	}
-	return s
 }
 
 // ticketID is a ticket of the given kind: 256 random bits in the
@@ -371,7 +363,7 @@ func (h *Handler) check(ctx context.Context, r *http.Request, allowPT, cas1 bool
 		if o.code != "" {
 			h.countValidation(o.code)
 			h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.validate_failure", AccountID: accountID,
-				Details: map[string]string{"code": o.code, "service": clip(service)}})
+				Details: map[string]string{"code": o.code, "service": service}})
 		} else {
 			h.countValidation("success")
 		}
@@ -410,17 +402,9 @@ func (h *Handler) check(ctx context.Context, r *http.Request, allowPT, cas1 bool
 	if set(q.Get("renew")) && !t.Renewed {
 		return failure(InvalidTicket, "ticket "+ticket+" does not come from a fresh sign-in (renew)")
 	}
-	live, err := h.DB.CASSessionLive(ctx, t.SessionID, now)
-	if err != nil {
-		return failure(InternalError, "internal error")
-	} else if !live {
-		return failure(InvalidTicket, "ticket "+ticket+": the sign-in it came from has ended")
-	}
-	acct, err := h.DB.AccountByID(ctx, t.AccountID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && acct.State != store.StateActive) {
-		return failure(InvalidTicket, "ticket "+ticket+" not recognized")
-	} else if err != nil {
-		return failure(InternalError, "internal error")
+	acct, code, desc := h.signedIn(ctx, t.SessionID, now)
+	if code != "" {
+		return failure(code, "ticket "+ticket+": "+desc)
 	}
 	svc, err := h.DB.CASServiceByID(ctx, t.ServiceID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -448,6 +432,20 @@ func (h *Handler) check(ctx context.Context, r *http.Request, allowPT, cas1 bool
 		o.attrs = append(o.attrs, vals...)
 	}
 	return o
+}
+
+// signedIn returns the account of the sign-in a ticket came from, while it
+// lasts: its session not ended, its account active. Otherwise an error code
+// and why.
+func (h *Handler) signedIn(ctx context.Context, sessionID string, now time.Time) (store.Account, string, string) {
+	acct, err := h.DB.AccountOfLiveSession(ctx, sessionID, now)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && acct.State != store.StateActive):
+		return acct, InvalidTicket, "the sign-in it came from has ended"
+	case err != nil:
+		return acct, InternalError, "internal error"
+	}
+	return acct, "", ""
 }
 
 func (h *Handler) attributes(ctx context.Context, a store.Account, names []string) ([][2]string, error) {
@@ -501,52 +499,44 @@ func (h *Handler) validate1(w http.ResponseWriter, r *http.Request) {
 // mod_auth_cas get them without special settings.
 func (h *Handler) validate(w http.ResponseWriter, r *http.Request, allowPT bool) {
 	o := h.check(r.Context(), r, allowPT, false)
+	if o.code != "" {
+		writeFailure(w, r, "authenticationFailure", o.code, o.desc)
+		return
+	}
 	if wantJSON(r) {
-		var body map[string]any
-		if o.code != "" {
-			body = map[string]any{"authenticationFailure": map[string]string{"code": o.code, "description": o.desc}}
-		} else {
-			attrs := map[string][]string{}
-			for _, kv := range o.attrs {
-				attrs[kv[0]] = append(attrs[kv[0]], kv[1])
-			}
-			succ := map[string]any{"user": o.user, "attributes": attrs}
-			if o.pgtIOU != "" {
-				succ["proxyGrantingTicket"] = o.pgtIOU
-			}
-			if len(o.proxies) > 0 {
-				succ["proxies"] = o.proxies
-			}
-			body = map[string]any{"authenticationSuccess": succ}
+		attrs := map[string][]string{}
+		for _, kv := range o.attrs {
+			attrs[kv[0]] = append(attrs[kv[0]], kv[1])
 		}
-		writeJSON(w, body)
+		succ := map[string]any{"user": o.user, "attributes": attrs}
+		if o.pgtIOU != "" {
+			succ["proxyGrantingTicket"] = o.pgtIOU
+		}
+		if len(o.proxies) > 0 {
+			succ["proxies"] = o.proxies
+		}
+		writeJSON(w, map[string]any{"authenticationSuccess": succ})
 		return
 	}
 	var b strings.Builder
-	if o.code != "" {
-		b.WriteString(`  <cas:authenticationFailure code="` + o.code + `">`)
-		xmlText(&b, o.desc)
-		b.WriteString("</cas:authenticationFailure>\n")
-	} else {
-		b.WriteString("  <cas:authenticationSuccess>\n")
-		element(&b, "    ", "user", o.user)
-		b.WriteString("    <cas:attributes>\n")
-		for _, kv := range o.attrs {
-			element(&b, "      ", kv[0], kv[1])
-		}
-		b.WriteString("    </cas:attributes>\n")
-		if o.pgtIOU != "" {
-			element(&b, "    ", "proxyGrantingTicket", o.pgtIOU)
-		}
-		if len(o.proxies) > 0 {
-			b.WriteString("    <cas:proxies>\n")
-			for _, p := range o.proxies {
-				element(&b, "      ", "proxy", p)
-			}
-			b.WriteString("    </cas:proxies>\n")
-		}
-		b.WriteString("  </cas:authenticationSuccess>\n")
+	b.WriteString("  <cas:authenticationSuccess>\n")
+	element(&b, "    ", "user", o.user)
+	b.WriteString("    <cas:attributes>\n")
+	for _, kv := range o.attrs {
+		element(&b, "      ", kv[0], kv[1])
 	}
+	b.WriteString("    </cas:attributes>\n")
+	if o.pgtIOU != "" {
+		element(&b, "    ", "proxyGrantingTicket", o.pgtIOU)
+	}
+	if len(o.proxies) > 0 {
+		b.WriteString("    <cas:proxies>\n")
+		for _, p := range o.proxies {
+			element(&b, "      ", "proxy", p)
+		}
+		b.WriteString("    </cas:proxies>\n")
+	}
+	b.WriteString("  </cas:authenticationSuccess>\n")
 	writeXML(w, b.String())
 }
 
@@ -560,6 +550,20 @@ func element(b *strings.Builder, indent, name, value string) {
 }
 
 func xmlText(b *strings.Builder, s string) { xml.EscapeText(b, []byte(s)) }
+
+// writeFailure answers a failure of kind tag (authenticationFailure,
+// proxyFailure) in the format asked.
+func writeFailure(w http.ResponseWriter, r *http.Request, tag, code, desc string) {
+	if wantJSON(r) {
+		writeJSON(w, map[string]any{tag: map[string]string{"code": code, "description": desc}})
+		return
+	}
+	var b strings.Builder
+	b.WriteString("  <cas:" + tag + ` code="` + code + `">`)
+	xmlText(&b, desc)
+	b.WriteString("</cas:" + tag + ">\n")
+	writeXML(w, b.String())
+}
 
 // writeXML wraps inner in the serviceResponse.
 func writeXML(w http.ResponseWriter, inner string) {

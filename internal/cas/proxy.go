@@ -93,7 +93,7 @@ func (h *Handler) grantPGT(ctx context.Context, svc store.CASService, t store.CA
 		// The caller learns that it failed, not how: the detail (which could
 		// map a network) goes to the log and the audit.
 		h.Audit.Record(ctx, nil, store.AuditEvent{Type: "cas.pgt_failure", AccountID: t.AccountID,
-			Details: map[string]string{"service_id": svc.ID, "pgt_url": clip(pgtURL), "error": clip(err.Error())}})
+			Details: map[string]string{"service_id": svc.ID, "pgt_url": pgtURL, "error": err.Error()}})
 		return "", InvalidProxyCallback, "the proxy callback " + pgtURL + " did not answer 200 over verified HTTPS (campusid's audit log says why)"
 	}
 	h.countTicket("PGT")
@@ -139,27 +139,20 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request) {
 	ticket, code, desc := h.proxyTicket(r.Context(), r.URL.Query().Get("pgt"), target)
 	if code != "" {
 		h.Audit.Record(r.Context(), nil, store.AuditEvent{Type: "cas.proxy_failure",
-			Details: map[string]string{"code": code, "target": clip(target)}})
+			Details: map[string]string{"code": code, "target": target}})
 	}
-	if wantJSON(r) {
-		if code != "" {
-			writeJSON(w, map[string]any{"proxyFailure": map[string]string{"code": code, "description": desc}})
-		} else {
-			writeJSON(w, map[string]any{"proxySuccess": map[string]string{"proxyTicket": ticket}})
-		}
-		return
-	}
-	var b strings.Builder
-	if code != "" {
-		b.WriteString(`  <cas:proxyFailure code="` + code + `">`)
-		xmlText(&b, desc)
-		b.WriteString("</cas:proxyFailure>\n")
-	} else {
+	switch {
+	case code != "":
+		writeFailure(w, r, "proxyFailure", code, desc)
+	case wantJSON(r):
+		writeJSON(w, map[string]any{"proxySuccess": map[string]string{"proxyTicket": ticket}})
+	default:
+		var b strings.Builder
 		b.WriteString("  <cas:proxySuccess>\n")
 		element(&b, "    ", "proxyTicket", ticket)
 		b.WriteString("  </cas:proxySuccess>\n")
+		writeXML(w, b.String())
 	}
-	writeXML(w, b.String())
 }
 
 func (h *Handler) proxyTicket(ctx context.Context, pgt, target string) (ticket, code, desc string) {
@@ -167,11 +160,14 @@ func (h *Handler) proxyTicket(ctx context.Context, pgt, target string) (ticket, 
 		return "", InvalidRequest, "'pgt' and 'targetService' parameters are both required"
 	}
 	now := h.Now()
-	p, err := h.DB.LiveCASPGT(ctx, session.HashToken(pgt), now)
+	p, err := h.DB.CASPGTByHash(ctx, session.HashToken(pgt))
 	if errors.Is(err, store.ErrNotFound) {
-		return "", InvalidTicket, "pgt not recognized (unknown, or its session has ended)"
+		return "", InvalidTicket, "pgt not recognized"
 	} else if err != nil {
 		return "", InternalError, "internal error"
+	}
+	if _, code, desc := h.signedIn(ctx, p.SessionID, now); code != "" {
+		return "", code, "pgt: " + desc
 	}
 	owner, err := h.DB.CASServiceByID(ctx, p.ServiceID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !owner.AllowProxy) {
@@ -182,12 +178,6 @@ func (h *Handler) proxyTicket(ctx context.Context, pgt, target string) (ticket, 
 	svc, norm, err := FindService(ctx, h.DB, target)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", UnauthorizedService, "targetService is not a registered service"
-	} else if err != nil {
-		return "", InternalError, "internal error"
-	}
-	acct, err := h.DB.AccountByID(ctx, p.AccountID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && acct.State != store.StateActive) {
-		return "", InvalidTicket, "pgt not recognized"
 	} else if err != nil {
 		return "", InternalError, "internal error"
 	}

@@ -95,11 +95,11 @@ func Normalize(raw string) (string, bool) {
 		return "", false
 	}
 	u, err := url.Parse(raw)
-	if err != nil || (asciiLower(u.Scheme) != "https" && asciiLower(u.Scheme) != "http") || u.Host == "" || u.User != nil ||
+	if err != nil || (strings.ToLower(u.Scheme) != "https" && strings.ToLower(u.Scheme) != "http") || u.Host == "" || u.User != nil ||
 		u.Opaque != "" || !plainHost(u.Host) {
 		return "", false
 	}
-	ep := asciiLower(u.EscapedPath())
+	ep := strings.ToLower(u.EscapedPath())
 	for _, bad := range []string{"%2f", "%5c", "%00", "%252e", "%252f", "%255c"} {
 		if strings.Contains(ep, bad) {
 			return "", false
@@ -111,13 +111,13 @@ func Normalize(raw string) (string, bool) {
 		if name == "." || name == ".." {
 			return "", false
 		}
-		if k, _, _ := strings.Cut(params, "="); params != "" && asciiLower(k) == "jsessionid" {
+		if k, _, _ := strings.Cut(params, "="); params != "" && strings.ToLower(k) == "jsessionid" {
 			seg = name
 		}
 		segs = append(segs, seg)
 	}
 	u.Path = strings.Join(segs, "/")
-	u.Scheme, u.Host = asciiLower(u.Scheme), asciiLower(u.Host)
+	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
 	if p := u.Port(); (u.Scheme == "https" && p == "443") || (u.Scheme == "http" && p == "80") {
 		u.Host = u.Hostname()
 	}
@@ -152,16 +152,6 @@ func plainHost(hostport string) bool {
 		}
 	}
 	return true
-}
-
-// asciiLower lower-cases ASCII letters only, keeping byte offsets.
-func asciiLower(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'A' && r <= 'Z' {
-			return r + 'a' - 'A'
-		}
-		return r
-	}, s)
 }
 
 // canonicalQuery re-encodes each pair, keeping their order; a pair whose

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -191,19 +190,17 @@ func (db *DB) DeleteCASPGT(ctx context.Context, idHash string) error {
 	return db.execOne(ctx, `DELETE FROM cas_pgts WHERE id_hash = ?`, idHash)
 }
 
-// LiveCASPGT returns the proxy-granting ticket of that hash while its
-// session lasts: not signed out (revoked) and before its absolute end.
-// Otherwise ErrNotFound.
-func (db *DB) LiveCASPGT(ctx context.Context, idHash string, now time.Time) (CASPGT, error) {
+// CASPGTByHash returns a proxy-granting ticket. Whether it may still be
+// used is its session's affair (AccountOfLiveSession).
+func (db *DB) CASPGTByHash(ctx context.Context, idHash string) (CASPGT, error) {
 	var (
 		p             CASPGT
 		auth, created int64
 		longTerm      int
 		proxies       string
 	)
-	err := db.queryRow(ctx, `SELECT p.id_hash, p.service_id, p.account_id, p.session_id, p.auth_time, p.long_term, p.proxies, p.created_at
-		FROM cas_pgts p JOIN sessions s ON s.id = p.session_id
-		WHERE p.id_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ?`, idHash, ms(now)).Scan(
+	err := db.queryRow(ctx, `SELECT id_hash, service_id, account_id, session_id, auth_time, long_term, proxies, created_at
+		FROM cas_pgts WHERE id_hash = ?`, idHash).Scan(
 		&p.IDHash, &p.ServiceID, &p.AccountID, &p.SessionID, &auth, &longTerm, &proxies, &created)
 	if err != nil {
 		return p, db.mapErr(err)
@@ -238,16 +235,4 @@ func (db *DB) CASLogoutTargets(ctx context.Context, sessionID string) ([]CASLogo
 		out = append(out, t)
 	}
 	return out, rows.Err()
-}
-
-// CASSessionLive reports whether the session a ticket came from still
-// stands: not signed out (revoked), before its absolute end. A ticket of an
-// ended session does not validate.
-func (db *DB) CASSessionLive(ctx context.Context, sessionID string, now time.Time) (bool, error) {
-	var one int
-	err := db.queryRow(ctx, `SELECT 1 FROM sessions WHERE id = ? AND revoked_at IS NULL AND expires_at > ?`, sessionID, ms(now)).Scan(&one)
-	if err = db.mapErr(err); errors.Is(err, ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
 }

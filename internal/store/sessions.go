@@ -84,6 +84,19 @@ func (db *DB) SessionAndAccount(ctx context.Context, hash string) (Session, Acco
 	return sr.session(), ar.account(), nil
 }
 
+// AccountOfLiveSession returns the account of a session that stands: not
+// signed out (revoked), before its absolute end; ErrNotFound otherwise. CAS
+// tickets and proxy-granting tickets live as long as such a session.
+func (db *DB) AccountOfLiveSession(ctx context.Context, sessionID string, now time.Time) (Account, error) {
+	var r accountRow
+	err := db.queryRow(ctx, `SELECT `+prefixed("a.", accountCols)+` FROM sessions s JOIN accounts a ON a.id = s.account_id
+		WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ?`, sessionID, ms(now)).Scan(r.dests()...)
+	if err != nil {
+		return Account{}, db.mapErr(err)
+	}
+	return r.account(), nil
+}
+
 // TouchSession records activity.
 func (db *DB) TouchSession(ctx context.Context, id string, seen time.Time, ip string) error {
 	_, err := db.exec(ctx, `UPDATE sessions SET last_seen_at = ?, ip = ? WHERE id = ? AND revoked_at IS NULL`, ms(seen), ip, id)
