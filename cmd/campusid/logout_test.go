@@ -15,6 +15,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
+	"campusid/internal/delivery"
 	"campusid/internal/oidc"
 	"campusid/internal/store"
 )
@@ -365,4 +366,39 @@ func TestBackchannelLogoutOnDisable(t *testing.T) {
 		got := rp.waitFor(t, n, "/cloud", 1)
 		verifyLogoutToken(t, n, got[0], "cloud", idc["sid"].(string), a.ID)
 	})
+}
+
+// TestWakeOnSessionEnd: a request that ends a session (whatever the method)
+// wakes the delivery worker, so single logout leaves at once; one that ends
+// none, even a POST, does not.
+func TestWakeOnSessionEnd(t *testing.T) {
+	n := newNode(t, store.SQLite)
+	a := n.user("jdupont", goodPassword, "jean.dupont@univ.example")
+	n.browser().mustSignIn("jdupont", goodPassword)
+	dw := &delivery.Worker{Wake: make(chan struct{}, 1)}
+	woken := func(method string, end bool) bool {
+		h := wakeOnSessionEnd(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if end {
+				if _, err := n.srv.db.RevokeOtherSessions(r.Context(), a.ID, "", n.clock.Now()); err != nil {
+					t.Error(err)
+				}
+			}
+		}), dw)
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, "/x", nil))
+		select {
+		case <-dw.Wake:
+			return true
+		default:
+			return false
+		}
+	}
+	if woken(http.MethodPost, false) {
+		t.Error("a POST that ended no session woke the worker")
+	}
+	if !woken(http.MethodGet, true) {
+		t.Error("a GET that ended a session did not wake the worker")
+	}
+	if woken(http.MethodGet, true) {
+		t.Error("a request that found no session left to end woke the worker")
+	}
 }
