@@ -129,10 +129,7 @@ func TestCASImport(t *testing.T) {
 		if code(r) != "success:jdupont" {
 			t.Fatalf("p3: %s", code(r))
 		}
-		attrs := map[string]string{}
-		for _, a := range r.Success.Attrs.Any {
-			attrs[a.XMLName.Local] = a.Value
-		}
+		attrs := attrMap(r)
 		if attrs["uid"] != "jdupont" || attrs["mail"] != "jean.dupont@univ.example" ||
 			!strings.HasPrefix(attrs["eduPersonPrincipalName"], "jdupont@") || attrs["givenName"] != "" || attrs["cn"] != "" {
 			t.Fatalf("attributes: %v", attrs)

@@ -268,13 +268,3 @@ func TestCASProxy(t *testing.T) {
 		}
 	})
 }
-
-func attrMap(r casResp) map[string]string {
-	m := map[string]string{}
-	if r.Success != nil {
-		for _, a := range r.Success.Attrs.Any {
-			m[a.XMLName.Local] = a.Value
-		}
-	}
-	return m
-}

@@ -83,6 +83,17 @@ func code(r casResp) string {
 	return "no answer"
 }
 
+// attrMap is a success's attributes by name (the last value of each).
+func attrMap(r casResp) map[string]string {
+	m := map[string]string{}
+	if r.Success != nil {
+		for _, a := range r.Success.Attrs.Any {
+			m[a.XMLName.Local] = a.Value
+		}
+	}
+	return m
+}
+
 // casTicket reads the ticket from a redirect to the service.
 func casTicket(t *testing.T, p page) string {
 	t.Helper()
@@ -133,10 +144,7 @@ func TestCAS(t *testing.T) {
 		if code(r) != "success:jdupont" {
 			t.Fatalf("p3: %s", code(r))
 		}
-		attrs := map[string]string{}
-		for _, a := range r.Success.Attrs.Any {
-			attrs[a.XMLName.Local] = a.Value
-		}
+		attrs := attrMap(r)
 		if attrs["mail"] != "jean.dupont@univ.example" || attrs["uid"] != "jdupont" || attrs["isFromNewLogin"] != "true" ||
 			!strings.HasPrefix(attrs["eduPersonPrincipalName"], "jdupont@") {
 			t.Fatalf("attributes: %v", attrs)
